@@ -1,0 +1,103 @@
+"""The app factory: builds the Flask app and the worker's services; starts nothing.
+
+Provider routes (`/v1/*`, `/<provider>/*`) are dispatched to the forwarder by a thin
+WSGI middleware in front of Flask's routing (`app.wsgi_app`, Flask's own extension
+point for middleware): the proxy path is the hot path and needs none of Flask's
+request machinery, while every other page (health, status, metrics and later the
+dashboard) is an ordinary blueprint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from simple_gateway import errors
+from simple_gateway.ids import new_id
+from simple_gateway.proxy.forwarder import raw_path
+from simple_gateway.runtime import Gateway
+from simple_gateway.settings import Settings, load_settings
+from simple_gateway.status import bp as status_bp
+
+INSTANCE_ENV = "SIMPLE_GATEWAY_INSTANCE_ID"
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)
+    app = Flask(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    instance_id = os.environ.get(INSTANCE_ENV) or new_id()
+    gateway = Gateway(settings, instance_id)
+    app.extensions["simple_gateway"] = gateway
+    app.register_blueprint(status_bp)
+    app.register_error_handler(HTTPException, _render_http_error)
+    app.wsgi_app = ProxyDispatcher(gateway, app.wsgi_app)  # type: ignore[method-assign]
+    return app
+
+
+class ProxyDispatcher:
+    """Sends provider routes to the forwarder and everything else to Flask."""
+
+    def __init__(self, gateway: Gateway, fallback: WSGIApp) -> None:
+        self.gateway = gateway
+        self.router = gateway.router
+        self.forwarder = gateway.forwarder
+        self.fallback = fallback
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        route = self.router.route(raw_path(environ), environ.get("QUERY_STRING", ""))
+        if route is None:
+            return self.fallback(environ, start_response)
+        if not self.gateway.started:
+            self.gateway.start()  # servers without the worker hooks start it on first use
+        return self.forwarder(environ, start_response, route)
+
+
+def _render_http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    if status == 404:
+        known = ", ".join(f"/{name}/" for name in _gateway().router.providers)
+        error: errors.GatewayError = errors.NotFound(
+            f"no route for {request.path}: use /v1/... for the default provider or one of {known}"
+        )
+    else:
+        code = exc.name.lower().replace(" ", "_")
+        error = errors.for_status(status, code, exc.description or exc.name)
+    _gateway().forwarder.record_rejection(request.environ, error)
+    return Response(error.body(), status=status, content_type="application/json")
+
+
+def _gateway() -> Gateway:
+    from flask import current_app
+
+    return current_app.extensions["simple_gateway"]  # type: ignore[no-any-return]
+
+
+def configure_logging(level: str) -> None:
+    """Gateway logs to stderr, the access log to stdout; only once per process."""
+    package = logging.getLogger("simple_gateway")
+    if getattr(package, "_configured", False):
+        return
+    package.setLevel(level.upper())
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+    )
+    package.addHandler(handler)
+    package.propagate = False
+    access = logging.getLogger("simple_gateway.access")
+    access_handler = logging.StreamHandler(sys.stdout)
+    access_handler.setFormatter(logging.Formatter("%(asctime)s [%(process)d] %(message)s"))
+    access.addHandler(access_handler)
+    access.propagate = False
+    package._configured = True  # type: ignore[attr-defined]

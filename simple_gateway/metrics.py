@@ -1,0 +1,168 @@
+"""Prometheus metrics of the gateway, added up over every gunicorn worker.
+
+design: prometheus_client decides how metric values are kept when `prometheus_client.values`
+is first imported: in process memory, or, when PROMETHEUS_MULTIPROC_DIR is set, in one
+mmap file per process under that directory, which any process can add up. So the gunicorn
+master sets PROMETHEUS_MULTIPROC_DIR and empties the directory (`prepare_multiprocess_dir`)
+before any worker exists, and the workers, which inherit the environment through the fork,
+import prometheus_client only after that. This module imports prometheus_client inside its
+functions, never at module level, so importing it in the master cannot make the choice early.
+When a worker exits, the master's `child_exit` hook calls `mark_process_dead(pid)` so the
+worker's queue-depth gauge stops counting.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from simple_gateway.records.model import Record
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# From a cached 1 ms answer to a 10 minute generation.
+DURATION_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+)
+
+_RECORD_EVENTS = {
+    "written": "Records written to the database.",
+    "spooled": "Records kept in the spool because the database could not take them yet.",
+    "replayed": "Records written to the database from the spool.",
+    "failed": "Records the database refused even after repair (kept as minimal rows).",
+}
+
+
+class GatewayMetrics:
+    """The gateway's metrics; observes the record writer and finished exchanges."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._records = {
+            event: Counter(f"gateway_records_{event}_total", text, registry=self.registry)
+            for event, text in _RECORD_EVENTS.items()
+        }
+        self._queue_depth = Gauge(
+            "gateway_record_queue_depth",
+            "Records waiting for the writer thread, summed over live workers.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self._requests = Counter(
+            "gateway_requests_total",
+            "Exchanges finished, by provider, status class and outcome.",
+            ["provider", "status_class", "outcome"],
+            registry=self.registry,
+        )
+        self._duration = Histogram(
+            "gateway_request_duration_seconds",
+            "Time from the request's arrival to the end of the response.",
+            ["provider"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+
+    def records_written(self, n: int) -> None:
+        self._records["written"].inc(n)
+
+    def records_spooled(self, n: int) -> None:
+        self._records["spooled"].inc(n)
+
+    def records_replayed(self, n: int) -> None:
+        self._records["replayed"].inc(n)
+
+    def records_failed(self, n: int) -> None:
+        self._records["failed"].inc(n)
+
+    def queue_depth(self, n: int) -> None:
+        self._queue_depth.set(n)
+
+    def exchange_finished(self, record: Record) -> None:
+        duration = None if record.ended_at is None else record.ended_at - record.started_at
+        self.request_finished(record.provider, record.status, str(record.outcome), duration)
+
+    def request_finished(
+        self, provider: str, status: int | None, outcome: str, duration: float | None
+    ) -> None:
+        self._requests.labels(provider, status_class(status), outcome).inc()
+        if duration is not None:
+            self._duration.labels(provider).observe(max(duration, 0.0))
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text of every process (body, content type)."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self._readable_registry()), CONTENT_TYPE_LATEST
+
+    def record_counters(self) -> dict[str, float]:
+        """Written, spooled, replayed and failed records, summed over every process."""
+        totals = dict.fromkeys(_RECORD_EVENTS, 0.0)
+        wanted = {f"gateway_records_{event}_total": event for event in _RECORD_EVENTS}
+        for family in self._readable_registry().collect():
+            for sample in family.samples:
+                event = wanted.get(sample.name)
+                if event is not None:
+                    totals[event] += sample.value
+        return totals
+
+    def _readable_registry(self) -> CollectorRegistry:
+        if not os.environ.get(MULTIPROCESS_ENV):
+            return self.registry
+        from prometheus_client import CollectorRegistry, multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return registry
+
+
+def status_class(status: int | None) -> str:
+    """The label for a status: "2xx" for 200..299 and so on, "none" when none was sent."""
+    if status is None:
+        return "none"
+    if 100 <= status <= 599:
+        return f"{status // 100}xx"
+    return "other"
+
+
+def mark_process_dead(pid: int) -> None:
+    """For gunicorn's `child_exit` hook: drop a dead worker's live gauges."""
+    directory = os.environ.get(MULTIPROCESS_ENV)
+    if directory:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+
+
+def prepare_multiprocess_dir(path: Path) -> None:
+    """Create the directory, or remove the value files a previous run left in it.
+
+    Call it in the gunicorn master before any worker starts; counters would otherwise
+    continue from the last run. Only prometheus_client's `*.db` files are removed.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    for entry in path.iterdir():
+        if entry.suffix == ".db" and entry.is_file():
+            entry.unlink()

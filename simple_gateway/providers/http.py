@@ -1,0 +1,53 @@
+"""The built-in provider types: HTTP services reached at a base URL.
+
+They differ today only in their defaults; the types exist so that key injection,
+translation and usage rules can attach to a type without touching the router.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from simple_gateway.providers.base import register_provider_type
+from simple_gateway.settings import ProviderConfig
+
+
+@dataclass(frozen=True)
+class HTTPProvider:
+    """A provider reached by joining its base URL and the request path."""
+
+    name: str
+    base_url: str
+    prefix: str
+    auth_header: str = "authorization"
+
+    @classmethod
+    def from_config(cls, config: ProviderConfig) -> HTTPProvider:
+        prefix = str(config.options.get("prefix") or f"/{config.name}").rstrip("/")
+        return cls(config.name, config.base_url, prefix)
+
+    def upstream_url(self, path: str) -> str:
+        return self.base_url + path
+
+
+class OpenAIProvider(HTTPProvider):
+    """api.openai.com and its Bearer-key scheme."""
+
+
+class AnthropicProvider(HTTPProvider):
+    """api.anthropic.com: keys travel in `x-api-key`."""
+
+    @classmethod
+    def from_config(cls, config: ProviderConfig) -> HTTPProvider:
+        base = HTTPProvider.from_config(config)
+        return cls(base.name, base.base_url, base.prefix, auth_header="x-api-key")
+
+
+class CompatibleProvider(HTTPProvider):
+    """Any OpenAI-compatible server (Ollama, vLLM, LM Studio, ...)."""
+
+
+def register_builtin_types() -> None:
+    register_provider_type("openai", OpenAIProvider.from_config)
+    register_provider_type("anthropic", AnthropicProvider.from_config)
+    register_provider_type("compatible", CompatibleProvider.from_config)

@@ -1,0 +1,551 @@
+"""Forwards one request to its provider and streams the answer back, verbatim.
+
+design: the forwarder is a plain WSGI callable. The request body streams to the
+provider through a tap that keeps a bounded copy; the response body is read with
+`read1(decode_content=False)`, so every chunk reaches the client as it arrives and
+byte-identical (compressed stays compressed). `ResponseBody.close()`, which the WSGI
+server calls however the response ends, finishes the record and releases the
+upstream connection. Input guardrails and translation hook in before `_send`;
+output guardrails and usage accounting read the finished record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
+from urllib3.response import HTTPResponse
+
+from simple_gateway import errors
+from simple_gateway.ids import accept_client_id, new_id
+from simple_gateway.providers import Route
+from simple_gateway.proxy.capture import BodyTap
+from simple_gateway.proxy.exchange import Exchange, LiveExchanges
+from simple_gateway.proxy.headers import request_headers, strip_hop_by_hop
+from simple_gateway.proxy.upstream import UpstreamConnection, UpstreamPool, split_url
+from simple_gateway.proxy.watcher import DisconnectWatcher, Watch
+from simple_gateway.records.blobs import BlobStore
+from simple_gateway.records.model import BodyCapture, Outcome, Record
+from simple_gateway.redaction import is_secret_name, redact_headers, redact_query
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("simple_gateway.access")
+
+LOOP_HEADER = "X-Gateway-Loop"  # canonical case, as headers.request_headers gives it
+READ_SIZE = 64 * 1024
+BUFFERED_BODY_LIMIT = 1024 * 1024  # request bodies up to this are read whole (and retryable)
+StartResponse = Callable[..., Any]
+
+
+class RecordSink(Protocol):
+    def submit(self, record: Record) -> None: ...
+
+
+class ExchangeObserver(Protocol):
+    def exchange_finished(self, record: Record) -> None: ...
+
+
+@dataclass
+class ForwarderConfig:
+    instance_id: str
+    max_request_body: int
+    inline_limit: int
+    access_log: bool = True
+
+
+class Forwarder:
+    def __init__(
+        self,
+        config: ForwarderConfig,
+        pool: UpstreamPool,
+        watcher: DisconnectWatcher,
+        live: LiveExchanges,
+        blobs: BlobStore | None = None,
+        records: RecordSink | None = None,
+        observer: ExchangeObserver | None = None,
+    ) -> None:
+        self.config = config
+        self.pool = pool
+        self.watcher = watcher
+        self.live = live
+        self.blobs = blobs
+        self.records = records
+        self.observer = observer
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: StartResponse, route: Route
+    ) -> Iterable[bytes]:
+        headers = request_headers(environ)
+        client_id = accept_client_id(headers.get("X-Request-Id"))
+        record_id = new_id()
+        exchange = Exchange(record_id, client_id or record_id)
+        record = self._new_record(exchange, environ, headers, route.provider.name)
+        self.live.add(exchange)
+        watch = self.watcher.watch(environ.get("gunicorn.socket"), exchange.client_gone)
+        try:
+            return self._forward(exchange, record, environ, headers, route, start_response, watch)
+        except (errors.GatewayError, _Stopped) as error:
+            return self._fail(exchange, record, error, start_response, watch)
+        except Exception:
+            log.exception("request %s failed inside the gateway", exchange.request_id)
+            error = errors.InternalError("the gateway failed while handling this request")
+            return self._fail(exchange, record, error, start_response, watch)
+
+    # -- the request leg ---------------------------------------------------------
+
+    def _forward(
+        self,
+        exchange: Exchange,
+        record: Record,
+        environ: dict[str, Any],
+        headers: dict[str, str],
+        route: Route,
+        start_response: StartResponse,
+        watch: Watch | None,
+    ) -> Iterable[bytes]:
+        self._check_loop(headers)
+        length = _content_length(environ)
+        if length is not None and length > self.config.max_request_body:
+            raise errors.PayloadTooLarge(
+                f"request body of {length} bytes exceeds this gateway's limit of "
+                f"{self.config.max_request_body} bytes (MAX_REQUEST_BODY_MB)"
+            )
+        tap = self._tap(exchange, route, "request", headers.get("Content-Type"), None)
+        body = self._request_body(environ, length, tap)
+        outgoing = self._outgoing_headers(headers)
+        target = split_url(route.provider.upstream_url(route.upstream_path))
+        record.upstream_url = route.provider.base_url + _redacted_path(route.upstream_path)
+        try:
+            conn, response = self._send(exchange, target, environ["REQUEST_METHOD"], outgoing, body)
+        finally:
+            if tap is not None:
+                record.request_body = tap.finish()
+            record.bytes_in = tap.size if tap is not None else (length or 0)
+        exchange.first_byte_at = time.time()
+        response_headers = list(response.headers.items())
+        record.status = response.status
+        record.response_headers = redact_headers(response_headers)
+        content_type = response.headers.get("Content-Type")
+        record.stream = (content_type or "").startswith("text/event-stream")
+        start_response(
+            f"{response.status} {response.reason or _reason(response.status)}",
+            self._client_headers(response_headers, exchange, record.stream),
+        )
+        response_tap = self._tap(
+            exchange, route, "response", content_type, response.headers.get("Content-Encoding")
+        )
+        return ResponseBody(self, exchange, record, conn, response, response_tap, environ, watch)
+
+    def _check_loop(self, headers: dict[str, str]) -> None:
+        hops = headers.get(LOOP_HEADER, "")
+        if self.config.instance_id in (h.strip() for h in hops.split(",")):
+            raise errors.LoopDetected(
+                "this request has already passed through this gateway: a provider's base URL "
+                "points back at the gateway"
+            )
+
+    def _tap(
+        self,
+        exchange: Exchange,
+        route: Route,
+        direction: str,
+        content_type: str | None,
+        content_encoding: str | None,
+    ) -> BodyTap | None:
+        if self.blobs is None:
+            return None
+        return BodyTap(
+            self.blobs,
+            self.config.inline_limit,
+            exchange.id,
+            route.provider.name,
+            direction,
+            content_type,
+            content_encoding,
+        )
+
+    def _request_body(
+        self, environ: dict[str, Any], length: int | None, tap: BodyTap | None
+    ) -> bytes | Iterator[bytes] | None:
+        stream = environ["wsgi.input"]
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if length is None and not chunked:
+            return None
+        if length is not None and length <= BUFFERED_BODY_LIMIT:
+            data = _read_exactly(stream, length)
+            if tap is not None:
+                tap.write(data)
+            return data
+        return self._stream_body(stream, length, tap)
+
+    def _stream_body(self, stream: Any, length: int | None, tap: BodyTap | None) -> Iterator[bytes]:
+        limit = self.config.max_request_body
+        sent = 0
+        while True:
+            chunk = stream.read(READ_SIZE)
+            if not chunk:
+                break
+            sent += len(chunk)
+            if sent > limit:
+                raise errors.PayloadTooLarge(
+                    f"request body exceeds this gateway's limit of {limit} bytes "
+                    "(MAX_REQUEST_BODY_MB)"
+                )
+            if tap is not None:
+                tap.write(chunk)
+            yield chunk
+        if length is not None and sent < length:
+            raise errors.BadRequest(f"request body ended after {sent} of {length} bytes")
+
+    def _outgoing_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        outgoing = dict(strip_hop_by_hop(headers.items()))
+        hops = outgoing.pop(LOOP_HEADER, None)
+        outgoing[LOOP_HEADER] = (
+            f"{hops}, {self.config.instance_id}" if hops else self.config.instance_id
+        )
+        return outgoing
+
+    def _send(
+        self,
+        exchange: Exchange,
+        target: Any,
+        method: str,
+        headers: dict[str, str],
+        body: bytes | Iterator[bytes] | None,
+    ) -> tuple[UpstreamConnection, HTTPResponse]:
+        """Send the request; a stale kept-alive connection is retried once when safe."""
+        replayable = not isinstance(body, Iterator)
+        while True:
+            conn = self.pool.acquire(target.origin)
+            exchange.upstream = conn
+            if exchange.stop_reason is not None:
+                conn.abort()
+            try:
+                return conn, conn.send(method, target.path, headers, body)
+            except errors.GatewayError:
+                conn.close()
+                raise
+            except Exception as exc:
+                conn.close()
+                if exchange.stop_reason is not None:
+                    raise _Stopped() from exc
+                if conn.reused and replayable and _is_stale_connection(exc):
+                    continue
+                raise _upstream_error(exc, target) from exc
+
+    def _client_headers(
+        self, upstream: list[tuple[str, str]], exchange: Exchange, stream: bool
+    ) -> list[tuple[str, str]]:
+        headers = []
+        for name, value in strip_hop_by_hop(upstream):
+            if name.lower() == "x-request-id":
+                headers.append(("x-upstream-request-id", value))
+            else:
+                headers.append((name, value))
+        headers.append(("x-request-id", exchange.request_id))
+        if stream:
+            headers.append(("X-Accel-Buffering", "no"))
+        return headers
+
+    # -- endings ---------------------------------------------------------------------
+
+    def _fail(
+        self,
+        exchange: Exchange,
+        record: Record,
+        error: errors.GatewayError | _Stopped,
+        start_response: StartResponse,
+        watch: Watch | None,
+    ) -> Iterable[bytes]:
+        if isinstance(error, _Stopped):
+            record.outcome = exchange.stop_reason or Outcome.CLIENT_DISCONNECTED
+            record.error_kind = str(record.outcome)
+            error = _stopped_error(record.outcome)
+        else:
+            record.outcome = Outcome.GATEWAY_ERROR
+            record.error_kind = error.code
+        record.status = error.status
+        record.error_message = error.message
+        body = error.body()
+        record.response_body = BodyCapture(
+            inline=body, size=len(body), content_type="application/json"
+        )
+        record.bytes_out = len(body)
+        log_level = logging.WARNING if error.status >= 500 else logging.INFO
+        log.log(log_level, "request %s: %s %s", exchange.request_id, error.status, error.message)
+        start_response(
+            f"{error.status} {_reason(error.status)}",
+            errors.error_headers(error, exchange.request_id),
+        )
+        self._finish(exchange, record, watch)
+        return [body]
+
+    def _finish(self, exchange: Exchange, record: Record, watch: Watch | None) -> None:
+        self.watcher.forget(watch)
+        self.live.discard(exchange)
+        record.first_byte_at = exchange.first_byte_at
+        record.ended_at = time.time()
+        if self.config.access_log:
+            access_log.info(
+                "%s %s %s %s %s %.1fms %dB %s",
+                record.request_id,
+                record.method,
+                record.path + ("?" + record.query if record.query else ""),
+                record.provider,
+                record.status,
+                (record.ended_at - record.started_at) * 1000,
+                record.bytes_out,
+                record.outcome,
+            )
+        if self.observer is not None:
+            self.observer.exchange_finished(record)
+        if self.records is not None:
+            self.records.submit(record)
+
+    def record_rejection(self, environ: dict[str, Any], error: errors.GatewayError) -> None:
+        """Record a request refused before any provider was chosen (an unknown route)."""
+        headers = request_headers(environ)
+        record_id = new_id()
+        exchange = Exchange(record_id, accept_client_id(headers.get("X-Request-Id")) or record_id)
+        record = self._new_record(exchange, environ, headers, "")
+        record.status = error.status
+        record.outcome = Outcome.GATEWAY_ERROR
+        record.error_kind = error.code
+        record.error_message = error.message
+        self._finish(exchange, record, None)
+
+    def _new_record(
+        self, exchange: Exchange, environ: dict[str, Any], headers: dict[str, str], provider: str
+    ) -> Record:
+        query = environ.get("QUERY_STRING", "")
+        record = Record(
+            id=exchange.id,
+            request_id=exchange.request_id,
+            started_at=exchange.started_at,
+            provider=provider,
+            method=environ["REQUEST_METHOD"],
+            path=raw_path(environ),
+            query=redact_query(query),
+            client_addr=environ.get("REMOTE_ADDR"),
+            user_agent=headers.get("User-Agent"),
+            request_headers=redact_headers(headers),
+        )
+        record.secrets = _secret_values(headers, query)
+        return record
+
+
+class ResponseBody:
+    """The WSGI response iterable: relays the provider's body, then finishes the record."""
+
+    def __init__(
+        self,
+        forwarder: Forwarder,
+        exchange: Exchange,
+        record: Record,
+        conn: UpstreamConnection,
+        response: HTTPResponse,
+        tap: BodyTap | None,
+        environ: dict[str, Any],
+        watch: Watch | None,
+    ) -> None:
+        self._forwarder = forwarder
+        self._exchange = exchange
+        self._record = record
+        self._conn = conn
+        self._response = response
+        self._tap = tap
+        self._client_socket: socket.socket | None = environ.get("gunicorn.socket")
+        self._watch = watch
+        self._sent = 0
+        self._complete = False
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        read1 = self._response.read1
+        tap = self._tap
+        try:
+            while True:
+                chunk = read1(READ_SIZE, decode_content=False)
+                if not chunk:
+                    break
+                if tap is not None:
+                    tap.write(chunk)
+                self._sent += len(chunk)
+                yield chunk
+            if self._exchange.stop_reason is not None:
+                raise _Stopped()
+            self._complete = True
+        except (
+            _Stopped,
+            ProtocolError,
+            ReadTimeoutError,
+            OSError,
+            http.client.HTTPException,
+        ) as exc:
+            self._upstream_broke(exc)
+            self._abort_client()
+
+    def _upstream_broke(self, exc: Exception) -> None:
+        record = self._record
+        stopped = self._exchange.stop_reason
+        if stopped is not None:
+            record.outcome = stopped
+            record.error_kind = str(stopped)
+            record.error_message = "the exchange was cut short by the gateway"
+        elif isinstance(exc, ReadTimeoutError) or isinstance(exc.__context__, TimeoutError):
+            record.outcome = Outcome.UPSTREAM_INTERRUPTED
+            record.error_kind = "upstream_timeout"
+            record.error_message = "the provider stopped sending within the read timeout"
+        else:
+            record.outcome = Outcome.UPSTREAM_INTERRUPTED
+            record.error_kind = "upstream_interrupted"
+            record.error_message = f"the provider cut the response short: {exc}"
+        log.warning("request %s: %s", record.request_id, record.error_message)
+
+    def _abort_client(self) -> None:
+        """Make the client see an incomplete body rather than a clean, shorter one."""
+        if self._client_socket is None:
+            raise ConnectionAbortedError("upstream response cut short")
+        with contextlib.suppress(OSError):
+            self._client_socket.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        record = self._record
+        if not self._complete and record.outcome == Outcome.COMPLETED:
+            stopped = self._exchange.stop_reason
+            record.outcome = stopped or Outcome.CLIENT_DISCONNECTED
+            record.error_kind = str(record.outcome)
+            record.error_message = "the response was not delivered in full"
+        elif self._complete and record.status is not None and record.status >= 400:
+            record.outcome = Outcome.UPSTREAM_ERROR
+            record.error_kind = "upstream_status"
+        self._forwarder.pool.release(self._conn, reusable=self._complete)
+        record.bytes_out = self._sent
+        if self._tap is not None:
+            record.response_body = self._tap.finish()
+            record.response_sha256 = self._tap.hexdigest()
+        self._forwarder._finish(self._exchange, record, self._watch)
+
+
+class _Stopped(Exception):
+    """The exchange was stopped by another thread before the provider answered."""
+
+
+def _content_length(environ: dict[str, Any]) -> int | None:
+    value = environ.get("CONTENT_LENGTH")
+    if not value:
+        return None
+    try:
+        length = int(value)
+    except ValueError:
+        raise errors.BadRequest(f"invalid Content-Length header: {value!r}") from None
+    if length < 0:
+        raise errors.BadRequest(f"invalid Content-Length header: {value!r}")
+    return length
+
+
+def _read_exactly(stream: Any, length: int) -> bytes:
+    parts = []
+    remaining = length
+    while remaining > 0:
+        chunk = stream.read(remaining)
+        if not chunk:
+            raise errors.BadRequest(
+                f"request body ended after {length - remaining} of {length} bytes"
+            )
+        parts.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(parts)
+
+
+def raw_path(environ: dict[str, Any]) -> str:
+    raw = environ.get("RAW_URI")
+    if raw:
+        path = raw.split("?", 1)[0]
+        if path.startswith("/"):
+            return path
+    return environ.get("PATH_INFO", "/")
+
+
+def _redacted_path(path_and_query: str) -> str:
+    path, _, query = path_and_query.partition("?")
+    return path + ("?" + redact_query(query) if query else "")
+
+
+def _secret_values(headers: dict[str, str], query: str) -> list[str]:
+    """Secret values this request carries, to scrub from anything the record keeps."""
+    from urllib.parse import parse_qsl
+
+    values = [v for n, v in headers.items() if is_secret_name(n)]
+    values += [v for n, v in parse_qsl(query, keep_blank_values=True) if is_secret_name(n)]
+    tokens = []
+    for value in values:
+        tokens.append(value)
+        _scheme, _, credential = value.partition(" ")
+        if credential:
+            tokens.append(credential)
+    return [t for t in tokens if len(t) >= 8]
+
+
+def _is_stale_connection(exc: Exception) -> bool:
+    return isinstance(
+        exc,
+        (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ProtocolError),
+    )
+
+
+def _upstream_error(exc: Exception, target: Any) -> errors.GatewayError:
+    scheme, host, port = target.origin
+    where = f"{scheme}://{host}:{port}"
+    if isinstance(exc, NewConnectionError):
+        return errors.UpstreamUnreachable(
+            f"the gateway could not connect to the provider at {where}"
+        )
+    if isinstance(exc, ConnectTimeoutError):
+        return errors.UpstreamTimeout(
+            f"the gateway timed out connecting to the provider at {where}"
+        )
+    if isinstance(exc, (TimeoutError, socket.timeout, ReadTimeoutError)):
+        return errors.UpstreamTimeout(
+            f"the provider at {where} did not answer within the read timeout"
+        )
+    if isinstance(exc, (http.client.RemoteDisconnected, ConnectionError, ProtocolError)):
+        return errors.UpstreamProtocolError(
+            f"the provider at {where} closed the connection without answering"
+        )
+    if isinstance(exc, http.client.HTTPException):
+        return errors.UpstreamProtocolError(
+            f"the provider at {where} sent an invalid response: {exc}"
+        )
+    if isinstance(exc, OSError):
+        return errors.UpstreamUnreachable(
+            f"the gateway could not reach the provider at {where}: {exc.strerror or exc}"
+        )
+    raise exc
+
+
+def _stopped_error(outcome: Outcome) -> errors.GatewayError:
+    if outcome == Outcome.INTERRUPTED:
+        return errors.ServiceStopping("the gateway is shutting down; retry the request")
+    return errors.ClientClosedRequest(
+        "the client closed the connection before the provider answered"
+    )
+
+
+def _reason(status: int) -> str:
+    return http.client.responses.get(status, "Error")

@@ -1,0 +1,166 @@
+"""The record of one exchange: what the forwarder saw, and what enrichment adds.
+
+The forwarder fills the transport facts (times, status, headers, captured bodies)
+on the request path; the writer thread fills the derived ones (model, usage, cost,
+assembled text) off it. A record becomes a flat row of columns for the store.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Outcome(StrEnum):
+    """How an exchange ended, from the gateway's point of view."""
+
+    COMPLETED = "completed"
+    UPSTREAM_ERROR = "upstream_error"  # the provider answered 4xx/5xx
+    GATEWAY_ERROR = "gateway_error"  # the gateway refused or could not forward (413, 502, 504, ...)
+    CLIENT_DISCONNECTED = "client_disconnected"
+    UPSTREAM_INTERRUPTED = "upstream_interrupted"  # the provider cut the body short
+    INTERRUPTED = "interrupted"  # still running when the worker had to stop
+    BLOCKED = "blocked"
+
+
+@dataclass
+class FileRef:
+    """A body (or part of one) kept as a file under FILE_STORAGE_PATH."""
+
+    id: str
+    request_id: str
+    direction: str  # "request" | "response"
+    kind: str  # "body" | "image"
+    path: str  # relative to FILE_STORAGE_PATH
+    content_type: str | None
+    size: int
+    sha256: str
+    created_at: str
+
+
+@dataclass
+class BodyCapture:
+    """A body as recorded: an inline copy (possibly a preview) and/or a file."""
+
+    inline: bytes = b""
+    truncated: bool = False  # the inline copy is shorter than the body
+    size: int = 0  # bytes that crossed the gateway
+    content_type: str | None = None
+    content_encoding: str | None = None
+    file: FileRef | None = None
+
+
+@dataclass
+class Record:
+    """One exchange through the gateway."""
+
+    id: str
+    request_id: str
+    started_at: float
+    provider: str
+    method: str
+    path: str
+    query: str = ""
+    first_byte_at: float | None = None
+    ended_at: float | None = None
+    upstream_url: str = ""
+    status: int | None = None
+    stream: bool = False
+    client_addr: str | None = None
+    user_agent: str | None = None
+    request_headers: dict[str, str] = field(default_factory=dict)
+    response_headers: dict[str, str] = field(default_factory=dict)
+    request_body: BodyCapture = field(default_factory=BodyCapture)
+    response_body: BodyCapture = field(default_factory=BodyCapture)
+    error_kind: str | None = None
+    error_message: str | None = None
+    outcome: Outcome = Outcome.COMPLETED
+    bytes_in: int = 0
+    bytes_out: int = 0
+    response_sha256: str | None = None
+    # Filled by enrichment in the writer thread.
+    model: str | None = None
+    response_text: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    usage_source: str | None = None
+    cost_usd: float | None = None
+    cost_status: str | None = None
+    files: list[FileRef] = field(default_factory=list)
+    # Secret values the request carried, to scrub from stored bodies; never stored.
+    secrets: list[str] = field(default_factory=list, repr=False)
+
+    def to_row(self) -> dict[str, Any]:
+        """The record as the columns of the `requests` table."""
+        return {
+            "id": self.id,
+            "request_id": self.request_id,
+            "started_at": iso(self.started_at),
+            "first_byte_at": iso(self.first_byte_at),
+            "ended_at": iso(self.ended_at),
+            "provider": self.provider,
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "upstream_url": self.upstream_url,
+            "model": self.model,
+            "stream": self.stream,
+            "status": self.status,
+            "duration_ms": _ms(self.started_at, self.ended_at),
+            "ttfb_ms": _ms(self.started_at, self.first_byte_at),
+            "client_addr": self.client_addr,
+            "user_agent": self.user_agent,
+            "request_headers": json.dumps(self.request_headers),
+            "response_headers": json.dumps(self.response_headers),
+            **_body_columns("request", self.request_body),
+            **_body_columns("response", self.response_body),
+            "response_text": self.response_text,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cached_tokens": self.cached_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "usage_source": self.usage_source,
+            "cost_usd": self.cost_usd,
+            "cost_status": self.cost_status,
+            "error_kind": self.error_kind,
+            "error_message": self.error_message,
+            "outcome": str(self.outcome),
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "response_sha256": self.response_sha256,
+        }
+
+    def file_rows(self) -> list[dict[str, Any]]:
+        """Rows of the `files` table for this record."""
+        return [asdict(f) for f in self.files]
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds as an ISO-8601 UTC string that SQLite and PostgreSQL both read."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+def _ms(start: float, end: float | None) -> float | None:
+    return None if end is None else round((end - start) * 1000, 3)
+
+
+def _body_columns(prefix: str, body: BodyCapture) -> dict[str, Any]:
+    return {
+        f"{prefix}_body": decode_text(body.inline) if body.inline else None,
+        f"{prefix}_body_truncated": body.truncated,
+        f"{prefix}_body_size": body.size,
+        f"{prefix}_content_type": body.content_type,
+        f"{prefix}_file_id": body.file.id if body.file else None,
+    }
+
+
+def decode_text(data: bytes) -> str:
+    """Bytes as text a database accepts: invalid UTF-8 replaced, NUL bytes escaped."""
+    return data.decode("utf-8", errors="replace").replace("\x00", "\\u0000")

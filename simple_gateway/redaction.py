@@ -1,0 +1,99 @@
+"""The one place that decides what is secret, and how a secret is shown.
+
+A secret header or query value is replaced by `[REDACTED]` plus a short fingerprint
+(the first 8 hex digits of its SHA-256), so a person can tell two keys apart without
+being able to recover either. Everything stored, logged or shown passes through here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from urllib.parse import parse_qsl, urlencode
+
+REDACTED = "[REDACTED]"
+
+_SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "cookie",
+        "set-cookie",
+        "x-auth-token",
+    }
+)
+_SECRET_WORDS = frozenset(
+    {
+        "key",
+        "apikey",
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "credential",
+        "credentials",
+        "auth",
+        "signature",
+        "sig",
+        "session",
+        "cookie",
+    }
+)
+_SECRET_ENDINGS = ("key", "token", "secret", "password")
+_WORD_SPLIT = re.compile(r"[-_.\s]+")
+
+
+def is_secret_name(name: str) -> bool:
+    """True for a header or query parameter whose name says it holds a key, token or secret.
+
+    Names are split into words so that `x-api-key`, `access_token` and `apiKey` count, while
+    counters such as `max_tokens` or `x-ratelimit-remaining-tokens` do not.
+    """
+    lowered = name.lower()
+    if lowered in _SECRET_HEADERS:
+        return True
+    return any(
+        word in _SECRET_WORDS or word.endswith(_SECRET_ENDINGS)
+        for word in _WORD_SPLIT.split(lowered)
+    )
+
+
+def fingerprint(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
+def redact_value(value: str) -> str:
+    return f"{REDACTED} sha256:{fingerprint(value)}" if value else REDACTED
+
+
+def redact_headers(headers: Iterable[tuple[str, str]] | Mapping[str, str]) -> dict[str, str]:
+    """Headers as a dict with lower-case names, secrets redacted, repeated names joined."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    result: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower()
+        shown = redact_value(value) if is_secret_name(key) else value
+        result[key] = f"{result[key]}, {shown}" if key in result else shown
+    return result
+
+
+def redact_query(query: str) -> str:
+    """A query string with the values of secret-looking parameters redacted."""
+    if not query:
+        return ""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(is_secret_name(name) for name, _ in pairs):
+        return query
+    return urlencode([(n, redact_value(v) if is_secret_name(n) else v) for n, v in pairs])
+
+
+def redact_text(text: str, secrets: Iterable[str]) -> str:
+    """Remove known secret values from free text (e.g. an upstream error that echoes a key)."""
+    for secret in secrets:
+        if secret and len(secret) >= 8:
+            text = text.replace(secret, redact_value(secret))
+    return text

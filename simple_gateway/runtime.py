@@ -1,0 +1,135 @@
+"""The services of one worker process, wired together, and their lifecycle.
+
+`Gateway` is built by the app factory (cheap, no threads or sockets) and started in
+the worker after gunicorn forks: the writer and watcher threads would not survive a
+fork, and a writer started in the master would keep records no worker ever sends.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from simple_gateway.metrics import GatewayMetrics
+from simple_gateway.providers import Router, build_provider, register_builtin_types
+from simple_gateway.proxy.exchange import LiveExchanges
+from simple_gateway.proxy.forwarder import Forwarder, ForwarderConfig
+from simple_gateway.proxy.upstream import UpstreamPool
+from simple_gateway.proxy.watcher import DisconnectWatcher
+from simple_gateway.records.blobs import BlobStore
+from simple_gateway.records.cost import PriceTable
+from simple_gateway.records.enrich import Enricher
+from simple_gateway.records.model import Record
+from simple_gateway.records.retention import Retention
+from simple_gateway.records.scrub import SecretScrubber
+from simple_gateway.records.spool import Spool
+from simple_gateway.records.writer import RecordWriter
+from simple_gateway.settings import Settings
+from simple_gateway.store.base import Store
+from simple_gateway.store.registry import open_store
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    def __init__(self, settings: Settings, instance_id: str) -> None:
+        self.settings = settings
+        self.started_at = time.time()
+        register_builtin_types()
+        providers = [build_provider(config) for config in settings.providers.values()]
+        default = next(p for p in providers if p.name == settings.default_provider)
+        self.router = Router(providers, default)
+        self.pool = UpstreamPool(settings.upstream_connect_timeout, settings.upstream_read_timeout)
+        self.watcher = DisconnectWatcher()
+        self.live = LiveExchanges()
+        self.metrics = GatewayMetrics() if settings.metrics_enabled else None
+        self.blobs = BlobStore(settings.file_storage_path) if settings.records_enabled else None
+        self.writer = self._build_writer() if settings.records_enabled else None
+        self.forwarder = Forwarder(
+            ForwarderConfig(
+                instance_id=instance_id,
+                max_request_body=settings.max_request_body,
+                inline_limit=settings.body_inline_limit,
+                access_log=settings.access_log,
+            ),
+            self.pool,
+            self.watcher,
+            self.live,
+            blobs=self.blobs,
+            records=self.writer,
+            observer=self.metrics,
+        )
+        self._started = False
+        self._start_lock = threading.Lock()
+
+    def _build_writer(self) -> RecordWriter:
+        settings = self.settings
+        assert self.blobs is not None
+        enrich = Enricher(
+            self.blobs, PriceTable.load(settings.prices), inline_limit=settings.body_inline_limit
+        )
+        scrub = SecretScrubber(self.blobs)
+
+        def prepare(record: Record) -> None:
+            try:
+                enrich(record)
+            finally:
+                scrub(record)
+
+        def store() -> Store:
+            return open_store(settings.database_url or None, settings.db_path)
+
+        return RecordWriter(
+            store,
+            Spool(Path(settings.spool_path)),
+            enrich=prepare,
+            observer=self.metrics,
+            queue_size=settings.writer_queue_size,
+            batch_size=settings.writer_batch_size,
+            flush_interval=settings.writer_flush_interval,
+            maintenance=Retention(self.blobs, settings.retention_days, settings.retention_max_rows),
+        )
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    def start(self) -> None:
+        """Start the worker's threads; idempotent, safe from any thread."""
+        with self._start_lock:
+            if self._started:
+                return
+            self.watcher.start()
+            if self.writer is not None:
+                self.writer.start()
+            self._started = True
+
+    def begin_shutdown(self, deadline: float) -> None:
+        """Let in-flight exchanges run until `deadline` (monotonic), then interrupt them."""
+
+        def interrupt() -> None:
+            delay = deadline - time.monotonic()
+            if delay > 0 and self._idle.wait(delay):
+                return
+            count = self.live.interrupt_all()
+            if count:
+                log.warning(
+                    "interrupted %d exchanges still running at the shutdown deadline", count
+                )
+
+        self._idle = threading.Event()
+        threading.Thread(target=interrupt, name="shutdown-deadline", daemon=True).start()
+
+    def stop(self, timeout: float) -> None:
+        """Drain the writer (what it cannot write in time is spooled) and stop threads."""
+        if hasattr(self, "_idle"):
+            self._idle.set()
+        self.live.interrupt_all()
+        self.watcher.stop()
+        if self.writer is not None:
+            drained = self.writer.stop(timeout)
+            if not drained:
+                log.error("record writer did not drain in %.1fs; the rest is in the spool", timeout)
+        self.pool.close()

@@ -1,0 +1,277 @@
+"""Every setting, declared once: name, type, default, help; loaded and validated at start-up.
+
+Sources, lowest precedence first: the defaults below, the YAML file (`GATEWAY_CONFIG`,
+else `./gateway.yaml` when present), the `.env` file, the process environment. YAML
+keys are the setting names in lower case; `${VAR}` in YAML strings is expanded from the
+environment. Providers are declared in YAML under `providers.<name>` and each one's
+base URL can be overridden by `<NAME>_UPSTREAM_URL`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from dotenv import dotenv_values
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or out of range; the message names it."""
+
+
+def _to_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _to_optional_float(value: str) -> float | None:
+    return float(value) if value.strip() else None
+
+
+def _to_optional_int(value: str) -> int | None:
+    return int(value) if value.strip() else None
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    parse: Callable[[str], Any]
+    default: str  # as it would be written in .env; "" means unset
+    help: str
+    minimum: float | None = None
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("HOST", str, "127.0.0.1", "Address to listen on (0.0.0.0 for every interface)."),
+    Setting("PORT", int, "8080", "Port to listen on.", minimum=1),
+    Setting("WORKERS", _to_optional_int, "", "gunicorn worker processes; empty: the CPU count."),
+    Setting("THREADS", int, "1024", "Threads per worker: the most concurrent requests each.", 1),
+    Setting(
+        "GRACEFUL_TIMEOUT", float, "30", "Seconds in-flight requests get to finish on stop.", 1
+    ),
+    Setting("KEEPALIVE", float, "75", "Seconds an idle client connection is kept open.", 0),
+    Setting("LOG_LEVEL", str, "info", "debug, info, warning or error."),
+    Setting("ACCESS_LOG", _to_bool, "true", "Write one access-log line per request to stdout."),
+    Setting("DEFAULT_PROVIDER", str, "openai", "Provider that serves the bare /v1/* routes."),
+    Setting("UPSTREAM_CONNECT_TIMEOUT", float, "10", "Seconds to connect to a provider.", 0.1),
+    Setting(
+        "UPSTREAM_READ_TIMEOUT",
+        float,
+        "600",
+        "Seconds a provider may stay silent (before headers or between chunks).",
+        0.1,
+    ),
+    Setting("MAX_REQUEST_BODY_MB", float, "512", "Largest request body accepted, in MiB.", 0),
+    Setting("RECORDS_ENABLED", _to_bool, "true", "Record every exchange in the database."),
+    Setting(
+        "DB_PATH", str, "data/gateway.db", "SQLite database file (when DATABASE_URL is empty)."
+    ),
+    Setting("DATABASE_URL", str, "", "postgresql://user@host/db to record into PostgreSQL."),
+    Setting("FILE_STORAGE_PATH", str, "data/files", "Folder for binary and large bodies."),
+    Setting("SPOOL_PATH", str, "data/spool", "Folder for records waiting for the database."),
+    Setting("BODY_INLINE_LIMIT_KB", int, "256", "Text bodies up to this size stay in the row.", 0),
+    Setting("WRITER_QUEUE_SIZE", int, "10000", "Records waiting for the writer, per worker.", 1),
+    Setting("WRITER_BATCH_SIZE", int, "500", "Records written per transaction, at most.", 1),
+    Setting("WRITER_FLUSH_INTERVAL", float, "0.2", "Seconds a record waits for a batch.", 0.001),
+    Setting(
+        "RETENTION_DAYS", _to_optional_float, "", "Delete records older than this; empty: keep."
+    ),
+    Setting(
+        "RETENTION_MAX_ROWS", _to_optional_int, "", "Keep at most this many records; empty: all."
+    ),
+    Setting("METRICS_ENABLED", _to_bool, "true", "Serve Prometheus metrics at /metrics."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_UPSTREAM_ENV = re.compile(r"^([A-Z][A-Z0-9_]*)_UPSTREAM_URL$")
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """A provider as configured: its registered type, base URL and extra options."""
+
+    name: str
+    type: str
+    base_url: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Settings:
+    values: Mapping[str, Any]
+    providers: Mapping[str, ProviderConfig]
+    prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    source: str = "defaults"
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name.upper()]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def workers(self) -> int:
+        return self.values["WORKERS"] or _cpu_count()
+
+    @property
+    def max_request_body(self) -> int:
+        return int(self.values["MAX_REQUEST_BODY_MB"] * 1024 * 1024)
+
+    @property
+    def body_inline_limit(self) -> int:
+        return self.values["BODY_INLINE_LIMIT_KB"] * 1024
+
+    def summary(self) -> dict[str, Any]:
+        """Settings safe to show: DATABASE_URL loses its password."""
+        shown = dict(self.values)
+        shown["DATABASE_URL"] = _hide_password(shown["DATABASE_URL"])
+        return shown
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    config_path: str | None = None,
+    dotenv_path: str | None = ".env",
+) -> Settings:
+    """Merge the four sources and validate; raise SettingsError naming the bad key."""
+    env = dict(os.environ if environ is None else environ)
+    dotenv = _read_dotenv(dotenv_path)
+    merged_env = {**dotenv, **env}
+    path = config_path or merged_env.get("GATEWAY_CONFIG") or _default_config_path()
+    document = _read_yaml(path, merged_env) if path else {}
+
+    raw: dict[str, tuple[str, str]] = {s.name: (s.default, "default") for s in SETTINGS}
+    for key, value in document.items():
+        name = key.upper()
+        if name in ("PROVIDERS", "PRICES"):
+            continue
+        if name not in _BY_NAME:
+            raise SettingsError(f"{path}: unknown setting '{key}'")
+        raw[name] = ("" if value is None else _yaml_scalar(value), path)
+    for source_name, source in ((".env", dotenv), ("environment", env)):
+        for name in _BY_NAME:
+            if name in source:
+                raw[name] = (source[name], source_name)
+
+    values = {name: _parse(_BY_NAME[name], text, origin) for name, (text, origin) in raw.items()}
+    providers = _load_providers(document.get("providers") or {}, merged_env, path or "")
+    if values["DEFAULT_PROVIDER"] not in providers:
+        raise SettingsError(
+            f"DEFAULT_PROVIDER: no provider named '{values['DEFAULT_PROVIDER']}' "
+            f"(known: {', '.join(sorted(providers))})"
+        )
+    prices = document.get("prices") or {}
+    if not isinstance(prices, dict):
+        raise SettingsError(f"{path}: 'prices' must be a mapping of model to prices")
+    return Settings(values=values, providers=providers, prices=prices, source=path or "defaults")
+
+
+BUILTIN_PROVIDERS: dict[str, str] = {
+    "openai": "https://api.openai.com",
+    "anthropic": "https://api.anthropic.com",
+}
+
+
+def _load_providers(declared: Any, env: Mapping[str, str], path: str) -> dict[str, ProviderConfig]:
+    if not isinstance(declared, dict):
+        raise SettingsError(f"{path}: 'providers' must be a mapping of name to settings")
+    entries: dict[str, dict[str, Any]] = {
+        name: {"base_url": url} for name, url in BUILTIN_PROVIDERS.items()
+    }
+    for name, options in declared.items():
+        if not isinstance(options, dict):
+            raise SettingsError(f"{path}: providers.{name} must be a mapping")
+        if not re.fullmatch(r"[a-z][a-z0-9_-]*", str(name)):
+            raise SettingsError(
+                f"{path}: provider name '{name}' must be lower-case letters, digits, - or _"
+            )
+        entries[str(name)] = {**entries.get(str(name), {}), **options}
+    for key, value in env.items():
+        match = _UPSTREAM_ENV.match(key)
+        if match:
+            name = match.group(1).lower()
+            if name not in entries and name.replace("_", "-") in entries:
+                name = name.replace("_", "-")
+            entries.setdefault(name, {})["base_url"] = value
+    providers = {}
+    for name, options in entries.items():
+        base_url = str(options.get("base_url") or "")
+        if not re.match(r"^https?://[^/\s]+", base_url):
+            raise SettingsError(
+                f"providers.{name}.base_url: expected an http(s) URL, got '{base_url}'"
+            )
+        kind = str(options.get("type") or (name if name in BUILTIN_PROVIDERS else "compatible"))
+        extra = {k: v for k, v in options.items() if k not in ("base_url", "type")}
+        providers[name] = ProviderConfig(name, kind, base_url.rstrip("/"), extra)
+    return providers
+
+
+def _parse(setting: Setting, text: str, origin: str) -> Any:
+    try:
+        value = setting.parse(text)
+    except ValueError as exc:
+        raise SettingsError(f"{setting.name}: {exc} (got '{text}' from {origin})") from None
+    if setting.minimum is not None and value is not None and value < setting.minimum:
+        raise SettingsError(
+            f"{setting.name}: must be at least {setting.minimum} (got '{text}' from {origin})"
+        )
+    return value
+
+
+def _read_dotenv(path: str | None) -> dict[str, str]:
+    if not path or not os.path.isfile(path):
+        return {}
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def _default_config_path() -> str | None:
+    return "gateway.yaml" if os.path.isfile("gateway.yaml") else None
+
+
+def _read_yaml(path: str, env: Mapping[str, str]) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"GATEWAY_CONFIG: cannot read {path}: {exc.strerror}") from None
+    try:
+        document = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(document, dict):
+        raise SettingsError(f"{path}: expected a mapping at the top level")
+    return _expand(document, env)
+
+
+def _expand(value: Any, env: Mapping[str, str]) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string of a YAML document."""
+    if isinstance(value, str):
+        return _ENV_REF.sub(lambda m: env.get(m.group(1), m.group(2) or ""), value)
+    if isinstance(value, dict):
+        return {k: _expand(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, env) for v in value]
+    return value
+
+
+def _yaml_scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _hide_password(url: str) -> str:
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)

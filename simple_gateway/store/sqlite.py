@@ -1,0 +1,214 @@
+"""SqliteStore: records in one SQLite file, shared safely by several processes.
+
+design: every gunicorn worker has its own writer thread and its own SqliteStore on the same
+file. WAL lets readers run beside the writer; writers take turns. Each write is one
+`BEGIN IMMEDIATE` transaction, which asks for the write lock up front and waits for it (up to
+`busy_timeout`) instead of failing halfway with "database is locked" as a deferred transaction
+upgrading from read to write can. The connection is opened on first use, in whichever thread
+owns the store by then, and is reopened after a failure that made the store unavailable.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from sqlite_utils import Database
+
+from simple_gateway.store.base import (
+    Row,
+    RowRejected,
+    StoreError,
+    StoreUnavailable,
+    group_by_columns,
+    purge_files_sql,
+    row_values,
+    utc_iso,
+)
+from simple_gateway.store.migrate import migrate_sqlite
+
+BUSY_TIMEOUT_MS = 10_000
+# Rows are 1-3 KB (bodies inline): 16 KiB pages hold several each and cut the write calls and
+# checkpoint work per row; the larger cache keeps the index pages of a batch in memory.
+PAGE_SIZE = 16_384
+CACHE_KIB = 16_384
+
+T = TypeVar("T")
+
+# Messages of sqlite3.OperationalError that mean "this data", not "this database, now".
+# Every other OperationalError (locked, busy, disk I/O, full, unable to open, readonly,
+# a table not migrated yet), like an OSError creating the folder, leaves the batch to be
+# retried later.
+_REJECTED_MESSAGES = ("too big", "too long")
+
+# Failures that are about the values of a row: what the driver cannot bind or SQLite refuses.
+_REJECTED_TYPES: tuple[type[BaseException], ...] = (
+    sqlite3.IntegrityError,
+    sqlite3.DataError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    UnicodeError,
+    OverflowError,
+)
+
+_DRIVER_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError, *_REJECTED_TYPES)
+
+
+class SqliteStore:
+    """Records in a SQLite file (WAL, `synchronous=NORMAL`, 10 s busy timeout)."""
+
+    dialect = "sqlite"
+
+    def __init__(
+        self,
+        path: str,
+        migrations_root: Path | None = None,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    ) -> None:
+        self.path = path
+        self._migrations_root = migrations_root
+        self._busy_timeout_ms = busy_timeout_ms
+        self._db: Database | None = None
+
+    def migrate(self) -> list[str]:
+        return self._run(lambda conn: migrate_sqlite(conn, self._migrations_root))
+
+    def write_batch(self, requests: Sequence[Row], files: Sequence[Row]) -> None:
+        """Insert both kinds of rows in one transaction; rows whose id is stored are skipped.
+
+        Python booleans bind as the integers 0 and 1.
+        """
+        if not requests and not files:
+            return
+        request_groups = group_by_columns(requests)
+        file_groups = group_by_columns(files)
+
+        def write(conn: sqlite3.Connection) -> None:
+            with _write_transaction(conn):
+                for table, groups in (("requests", request_groups), ("files", file_groups)):
+                    for columns, rows in groups:
+                        conn.executemany(_insert_sql(table, columns), row_values(columns, rows))
+
+        self._run(write)
+
+    def purge_before(self, cutoff_iso: str) -> list[str]:
+        cutoff = utc_iso(cutoff_iso)
+
+        def purge(conn: sqlite3.Connection) -> list[str]:
+            with _write_transaction(conn):
+                return _purge(conn, "{t}started_at < :cutoff", {"cutoff": cutoff}, ":cutoff")
+
+        return self._run(purge)
+
+    def purge_keep_newest(self, max_rows: int) -> list[str]:
+        if max_rows < 0:
+            raise ValueError("max_rows must be zero or more")
+
+        def purge(conn: sqlite3.Connection) -> list[str]:
+            with _write_transaction(conn):
+                newest_dropped = conn.execute(
+                    "SELECT started_at, id FROM requests "
+                    "ORDER BY started_at DESC, id DESC LIMIT 1 OFFSET ?",
+                    (max_rows,),
+                ).fetchone()
+                if newest_dropped is None:
+                    return []
+                started_at, row_id = newest_dropped
+                doomed = "({t}started_at < :s OR ({t}started_at = :s AND {t}id <= :i))"
+                return _purge(conn, doomed, {"s": started_at, "i": row_id}, None)
+
+        return self._run(purge)
+
+    def count(self) -> int:
+        return self._run(
+            lambda conn: int(conn.execute("SELECT count(*) FROM requests").fetchone()[0])
+        )
+
+    def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            db.close()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = _open(self.path, self._busy_timeout_ms)
+        return self._db.conn
+
+    def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `operation` on the connection, with driver errors translated to StoreErrors."""
+        try:
+            return operation(self._connection())
+        except _DRIVER_ERRORS as exc:
+            error = _translate(exc)
+            if isinstance(error, StoreUnavailable):
+                self._discard()
+            raise error from exc
+
+    def _discard(self) -> None:
+        try:
+            self.close()
+        except sqlite3.Error:
+            self._db = None
+
+
+def _open(path: str, busy_timeout_ms: int) -> Database:
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(
+        path,
+        timeout=busy_timeout_ms / 1000,
+        isolation_level=None,  # transactions are begun and ended explicitly
+        check_same_thread=False,  # one owner at a time, not necessarily the creating thread
+    )
+    try:
+        db = Database(conn, execute_plugins=False)
+        db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+        db.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # only takes effect on a new, empty file
+        db.enable_wal()
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    except BaseException:
+        conn.close()
+        raise
+    return db
+
+
+@contextmanager
+def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    names = ", ".join(columns)
+    values = ", ".join("?" * len(columns))
+    # Not INSERT OR IGNORE: that would also drop, silently, a row breaking NOT NULL.
+    return f"INSERT INTO {table} ({names}) VALUES ({values}) ON CONFLICT (id) DO NOTHING"
+
+
+def _purge(
+    conn: sqlite3.Connection, doomed: str, params: dict[str, str], created_before: str | None
+) -> list[str]:
+    deleted = conn.execute(purge_files_sql(doomed, created_before), params).fetchall()
+    conn.execute(f"DELETE FROM requests WHERE {doomed.format(t='')}", params)
+    return [path for (path,) in deleted]
+
+
+def _translate(exc: BaseException) -> StoreError:
+    message = str(exc)
+    if isinstance(exc, sqlite3.OperationalError):
+        rejected = any(m in message.lower() for m in _REJECTED_MESSAGES)
+    else:
+        rejected = isinstance(exc, _REJECTED_TYPES)
+    if rejected:
+        return RowRejected(f"SQLite refused a row: {message}")
+    return StoreUnavailable(f"SQLite: {message}")

@@ -1,0 +1,3 @@
+from simple_gateway.app import create_app
+
+app = create_app()
