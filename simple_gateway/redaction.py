@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import quote, unquote_plus
 
 REDACTED = "[REDACTED]"
 
@@ -82,13 +82,18 @@ def redact_headers(headers: Iterable[tuple[str, str]] | Mapping[str, str]) -> di
 
 
 def redact_query(query: str) -> str:
-    """A query string with the values of secret-looking parameters redacted."""
+    """A query string with the values of secret-looking parameters redacted.
+
+    Parameters are rewritten one by one, so everything else keeps its exact encoding.
+    """
     if not query:
         return ""
-    pairs = parse_qsl(query, keep_blank_values=True)
-    if not any(is_secret_name(name) for name, _ in pairs):
-        return query
-    return urlencode([(n, redact_value(v) if is_secret_name(n) else v) for n, v in pairs])
+    parts = query.split("&")
+    for index, part in enumerate(parts):
+        name, sep, value = part.partition("=")
+        if sep and is_secret_name(unquote_plus(name)):
+            parts[index] = f"{name}={quote(redact_value(unquote_plus(value)), safe='[]:')}"
+    return "&".join(parts)
 
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:

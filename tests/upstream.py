@@ -540,7 +540,7 @@ def _chat(ex: _Exchange, payload: dict[str, Any]) -> _Reply | _Stream:
         head = _openai_head(ex, "chatcmpl-", "chat.completion", payload)
         return _Reply(200, _splice(head, _CHAT_TAIL))
     head = _openai_head(ex, "chatcmpl-", "chat.completion.chunk", payload)
-    blank = {"index": 0, "logprobs": None, "finish_reason": None}
+    blank: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": None}
     choices = [{**blank, "delta": {"role": "assistant", "content": ""}}]
     choices += [{**blank, "delta": {"content": text}} for text in _deltas(ex.controls.chunks)]
     choices.append({**blank, "delta": {}, "finish_reason": "stop"})
@@ -551,7 +551,7 @@ def _completion(ex: _Exchange, payload: dict[str, Any]) -> _Reply | _Stream:
     head = _openai_head(ex, "cmpl-", "text_completion", payload)
     if not payload.get("stream"):
         return _Reply(200, _splice(head, _COMPLETION_TAIL))
-    blank = {"index": 0, "logprobs": None, "finish_reason": None}
+    blank: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": None}
     choices = [{**blank, "text": text} for text in _deltas(ex.controls.chunks)]
     choices.append({**blank, "text": "", "finish_reason": "stop"})
     return _Stream(_openai_stream(head, choices, _wants_usage(payload)))
@@ -576,6 +576,9 @@ _RESPONSE_DEFAULTS: dict[str, Any] = {
     "top_p": 1.0,
     "text": {"format": {"type": "text"}},
 }
+
+
+_Event = tuple[str, dict[str, Any]]
 
 
 def _response_message(item_id: str, text: str | None) -> dict[str, Any]:
@@ -616,7 +619,7 @@ def _responses(ex: _Exchange, payload: dict[str, Any]) -> _Reply | _Stream:
     return _Stream(_numbered(_response_events(ex, payload)))
 
 
-def _response_events(ex: _Exchange, payload: Mapping[str, Any]) -> Iterator[tuple[str, dict]]:
+def _response_events(ex: _Exchange, payload: Mapping[str, Any]) -> Iterator[_Event]:
     deltas = _deltas(ex.controls.chunks)
     text = "".join(deltas)
     item_id = ex.ids("msg_")
@@ -637,7 +640,7 @@ def _response_events(ex: _Exchange, payload: Mapping[str, Any]) -> Iterator[tupl
     yield "response.completed", {"response": _response(ex, payload, text)}
 
 
-def _numbered(events: Iterable[tuple[str, dict]]) -> Iterator[bytes]:
+def _numbered(events: Iterable[_Event]) -> Iterator[bytes]:
     for sequence, (kind, body) in enumerate(events):
         yield _sse_event(kind, {"type": kind, "sequence_number": sequence, **body})
 

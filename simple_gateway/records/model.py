@@ -136,8 +136,9 @@ class Record:
         }
 
     def file_rows(self) -> list[dict[str, Any]]:
-        """Rows of the `files` table for this record."""
-        return [asdict(f) for f in self.files]
+        """Rows of the `files` table for this record: its body files, then extracted ones."""
+        bodies = [c.file for c in (self.request_body, self.response_body) if c.file is not None]
+        return [asdict(f) for f in [*bodies, *self.files]]
 
 
 def iso(ts: float | None) -> str | None:

@@ -35,9 +35,10 @@ class SecretScrubber:
         for name in ("response_text", "error_message", "upstream_url", "query"):
             value = getattr(record, name)
             if value:
-                for secret, shown in replacements:
-                    value = value.replace(secret.decode(), shown.decode())
-                setattr(record, name, value)
+                setattr(record, name, _replace_text(value, replacements))
+        for headers in (record.request_headers, record.response_headers):
+            for name, value in headers.items():
+                headers[name] = _replace_text(value, replacements)
         for ref in record.files:
             self._scrub_path(self.blobs.root / ref.path, replacements)
 
@@ -62,3 +63,11 @@ def _replace(data: bytes, replacements: list[tuple[bytes, bytes]]) -> bytes:
         if secret in data:
             data = data.replace(secret, shown)
     return data
+
+
+def _replace_text(text: str, replacements: list[tuple[bytes, bytes]]) -> str:
+    for secret, shown in replacements:
+        token = secret.decode()
+        if token in text:
+            text = text.replace(token, shown.decode())
+    return text
