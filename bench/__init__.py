@@ -1,0 +1,1 @@
+"""Benchmarks of simple-gateway against the mock upstream: `python bench/run.py` (see README.md)."""
