@@ -3,8 +3,14 @@
 Command-line flags still win over these values.
 """
 
-from simple_gateway.server import gunicorn_options, prepare_master
-from simple_gateway.settings import load_settings
+import sys
 
+from simple_gateway.server import gunicorn_options, prepare_master
+from simple_gateway.settings import SettingsError, load_settings
+
+try:
+    _settings = load_settings()
+except SettingsError as exc:
+    sys.exit(f"simple-gateway: configuration error: {exc}")
 prepare_master()
-globals().update(gunicorn_options(load_settings()))
+globals().update(gunicorn_options(_settings))

@@ -386,3 +386,33 @@ def test_gunicorn_wsgi_entry_point_serves_the_same_app(start_gateway):
     )
     assert completion.choices[0].message.content == "Hello from mock"
     assert requests.get(f"{gateway.url}/health").json() == {"status": "ok"}
+
+
+def test_yaml_declared_provider_is_routed_by_its_prefix(start_gateway, upstream, tmp_path):
+    config = tmp_path / "gateway.yaml"
+    config.write_text("providers:\n  ollama:\n    base_url: ${MOCK_URL}\n")
+    gateway = start_gateway({"GATEWAY_CONFIG": str(config), "MOCK_URL": upstream.url})
+    upstream.clear()
+    response = requests.post(
+        f"{gateway.url}/ollama/v1/chat/completions", json={"model": "llama3", "messages": []}
+    )
+    assert response.json()["model"] == "llama3"
+    assert upstream.wait_for(lambda r: r.path == "/v1/chat/completions").json()["model"] == "llama3"
+    assert (
+        requests.get(f"{gateway.url}/status").json()["providers"]["ollama"]["prefix"] == "/ollama"
+    )
+
+
+def test_bad_configuration_stops_start_up_with_a_clear_message(tmp_path):
+    process = GatewayProcess(tmp_path / "bad", {"PORT": "not-a-port"})
+    with pytest.raises(RuntimeError, match="PORT: invalid literal"):
+        process.start()
+
+
+def test_metrics_count_requests_and_records(gateway):
+    requests.get(f"{gateway.url}/v1/models")
+    text = requests.get(f"{gateway.url}/metrics").text
+    assert (
+        'gateway_requests_total{outcome="completed",provider="openai",status_class="2xx"}' in text
+    )
+    assert "gateway_records_written_total" in text

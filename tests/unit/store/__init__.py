@@ -221,15 +221,19 @@ def fresh_postgres_database() -> Iterator[str]:
     """A new, empty database on the test server, dropped afterwards; yields its URL."""
     admin_url = postgres_admin_url()
     name = f"sg_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(admin_url)
-    admin.autocommit = True
+    _admin(admin_url, f'CREATE DATABASE "{name}"')
     try:
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield admin_url.rsplit("/", 1)[0] + "/" + name
-        finally:
-            with admin.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
     finally:
-        admin.close()
+        # A connection of its own: the server may have been restarted during the test.
+        _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _admin(url: str, statement: str) -> None:
+    conn = psycopg2.connect(url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()

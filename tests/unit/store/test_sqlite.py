@@ -195,6 +195,14 @@ def test_values_the_database_refuses_are_rejected(
     assert store.count() == 0
 
 
+def test_a_value_over_the_length_limit_is_rejected(store: SqliteStore) -> None:
+    store._connection().setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 100_000)
+    with pytest.raises(RowRejected, match="too big"):
+        store.write_batch([make_row(1, response_text="x" * 200_000)], [])
+    store.write_batch([make_row(1)], [])
+    assert store.count() == 1
+
+
 def test_a_locked_database_is_unavailable_until_released(db_path: str) -> None:
     migrated = SqliteStore(db_path)
     migrated.migrate()
