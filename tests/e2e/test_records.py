@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import signal
 import sqlite3
@@ -121,7 +122,9 @@ def test_canary_key_never_lands_anywhere(start_gateway):
         headers={
             **secret_headers,
             "x-mock-status": "401",
-            "x-mock-error-body": f'{{"error": {{"message": "Incorrect API key provided: {canary}"}}}}',
+            "x-mock-error-body": json.dumps(
+                {"error": {"message": f"Incorrect API key provided: {canary}"}}
+            ),
         },
     )
     requests.post(
