@@ -5,7 +5,6 @@ from __future__ import annotations
 import multiprocessing
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from multiprocessing.synchronize import Barrier
@@ -33,9 +32,6 @@ from tests.unit.store import (
 
 WRITERS = 4
 ROWS_PER_WRITER = 2_000
-THROUGHPUT_ROWS = 60_000
-THROUGHPUT_BATCH = 500
-THROUGHPUT_FLOOR = 20_000  # rows per second
 
 
 @pytest.fixture
@@ -353,28 +349,6 @@ def test_processes_writing_one_file_at_once_lose_nothing(db_path: str) -> None:
     assert reported == []
     assert [p.exitcode for p in processes] == [0] * WRITERS
     assert query(db_path, "SELECT count(*), count(DISTINCT id) FROM requests") == [(8_000, 8_000)]
-
-
-# Speed
-
-
-def test_write_batch_sustains_twenty_thousand_rows_a_second(db_path: str) -> None:
-    """60,000 realistic rows (43 columns, ~1 KB of body text) in batches of 500, one store.
-
-    Long enough for several WAL checkpoints to happen within the measured time.
-    """
-    rows = [make_row(n) for n in range(THROUGHPUT_ROWS)]
-    store = SqliteStore(db_path)
-    try:
-        store.migrate()
-        started = time.perf_counter()
-        for start in range(0, THROUGHPUT_ROWS, THROUGHPUT_BATCH):
-            store.write_batch(rows[start : start + THROUGHPUT_BATCH], [])
-        rate = THROUGHPUT_ROWS / (time.perf_counter() - started)
-        assert store.count() == THROUGHPUT_ROWS
-    finally:
-        store.close()
-    assert rate >= THROUGHPUT_FLOOR, f"{rate:,.0f} rows/s"
 
 
 # Registry
