@@ -225,7 +225,8 @@ def slow1000(bench: Bench) -> Outcome:
     if s["error_kinds"]:
         out.notes.append(f"errors: {s['error_kinds']}")
     out.notes.append(
-        f"{count} streams opened at once, {chunks} chunks 1 s apart; took {result['elapsed_s']:.1f} s"
+        f"{count} streams opened at once, {chunks} chunks 1 s apart; "
+        f"took {result['elapsed_s']:.1f} s"
     )
     out.raw = {
         "summary": s,

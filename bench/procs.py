@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,10 +113,8 @@ class Processes:
         if child.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(grace)
-            except subprocess.TimeoutExpired:
-                pass
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGKILL)  # workers left behind by their master
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -270,11 +268,3 @@ def dir_size(path: Path) -> int:
 
 def python_command(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
-
-
-@contextlib.contextmanager
-def terminating(procs: Processes, child: subprocess.Popen[bytes]) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        procs.stop(child)

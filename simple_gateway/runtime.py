@@ -63,6 +63,7 @@ class Gateway:
         )
         self._started = False
         self._start_lock = threading.Lock()
+        self._drained = threading.Event()  # set by stop(): no deadline left to enforce
 
     def _build_writer(self) -> RecordWriter:
         settings = self.settings
@@ -111,7 +112,7 @@ class Gateway:
 
         def interrupt() -> None:
             delay = deadline - time.monotonic()
-            if delay > 0 and self._idle.wait(delay):
+            if delay > 0 and self._drained.wait(delay):
                 return
             count = self.live.interrupt_all()
             if count:
@@ -119,13 +120,11 @@ class Gateway:
                     "interrupted %d exchanges still running at the shutdown deadline", count
                 )
 
-        self._idle = threading.Event()
         threading.Thread(target=interrupt, name="shutdown-deadline", daemon=True).start()
 
     def stop(self, timeout: float) -> None:
         """Drain the writer (what it cannot write in time is spooled) and stop threads."""
-        if hasattr(self, "_idle"):
-            self._idle.set()
+        self._drained.set()
         self.live.interrupt_all()
         self.watcher.stop()
         if self.writer is not None:

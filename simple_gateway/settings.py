@@ -161,8 +161,9 @@ def load_settings(
             continue
         if name not in _BY_NAME:
             raise SettingsError(f"{path}: unknown setting '{key}'")
-        raw[name] = ("" if value is None else _yaml_scalar(value), path)
-    for source_name, source in ((".env", dotenv), ("environment", env)):
+        raw[name] = ("" if value is None else _yaml_scalar(value), str(path))
+    sources: tuple[tuple[str, Mapping[str, str]], ...] = ((".env", dotenv), ("environment", env))
+    for source_name, source in sources:
         for name in _BY_NAME:
             if name in source:
                 raw[name] = (source[name], source_name)

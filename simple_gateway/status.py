@@ -8,12 +8,13 @@ import time
 from flask import Blueprint, Response, current_app, jsonify
 
 from simple_gateway import __version__
+from simple_gateway.runtime import Gateway
 
 bp = Blueprint("status", __name__)
 
 
-def _gateway():  # type: ignore[no-untyped-def]
-    return current_app.extensions["simple_gateway"]
+def _gateway() -> Gateway:
+    return current_app.extensions["simple_gateway"]  # type: ignore[no-any-return]
 
 
 @bp.get("/health")

@@ -17,9 +17,16 @@ from simple_gateway.settings import ProviderConfig
 class Provider(Protocol):
     """One upstream service the gateway forwards to."""
 
-    name: str
-    base_url: str
-    prefix: str  # the path prefix that selects it, e.g. "/openai"
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def prefix(self) -> str:
+        """The path prefix that selects it, e.g. "/openai"."""
+        ...
 
     def upstream_url(self, path: str) -> str:
         """The full upstream URL for a path (with its query) below the prefix."""

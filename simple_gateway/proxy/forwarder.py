@@ -34,7 +34,7 @@ from simple_gateway.providers import Route
 from simple_gateway.proxy.capture import BodyTap
 from simple_gateway.proxy.exchange import Exchange, LiveExchanges
 from simple_gateway.proxy.headers import request_headers, strip_hop_by_hop
-from simple_gateway.proxy.upstream import UpstreamConnection, UpstreamPool, split_url
+from simple_gateway.proxy.upstream import Target, UpstreamConnection, UpstreamPool, split_url
 from simple_gateway.proxy.watcher import DisconnectWatcher, Watch
 from simple_gateway.records.blobs import BlobStore
 from simple_gateway.records.model import BodyCapture, Outcome, Record
@@ -100,8 +100,8 @@ class Forwarder:
             return self._fail(exchange, record, error, start_response, watch)
         except Exception:
             log.exception("request %s failed inside the gateway", exchange.request_id)
-            error = errors.InternalError("the gateway failed while handling this request")
-            return self._fail(exchange, record, error, start_response, watch)
+            internal = errors.InternalError("the gateway failed while handling this request")
+            return self._fail(exchange, record, internal, start_response, watch)
 
     # -- the request leg ---------------------------------------------------------
 
@@ -220,7 +220,7 @@ class Forwarder:
     def _send(
         self,
         exchange: Exchange,
-        target: Any,
+        target: Target,
         method: str,
         headers: dict[str, str],
         body: bytes | Iterator[bytes] | None,
@@ -509,7 +509,7 @@ def _is_stale_connection(exc: Exception) -> bool:
     )
 
 
-def _upstream_error(exc: Exception, target: Any) -> errors.GatewayError:
+def _upstream_error(exc: Exception, target: Target) -> errors.GatewayError:
     scheme, host, port = target.origin
     where = f"{scheme}://{host}:{port}"
     if isinstance(exc, NewConnectionError):

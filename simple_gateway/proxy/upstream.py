@@ -57,6 +57,7 @@ class UpstreamConnection:
     def connect(self) -> None:
         if self.http.sock is None:
             self.http.connect()
+            assert self.http.sock is not None
             self.http.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.http.timeout = self.read_timeout
 

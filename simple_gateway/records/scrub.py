@@ -9,6 +9,7 @@ is written or spooled.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from simple_gateway.records.blobs import BlobStore
 from simple_gateway.records.model import BodyCapture, Record
@@ -46,7 +47,7 @@ class SecretScrubber:
         if capture.file is not None:
             self._scrub_path(self.blobs.path_of(capture.file), replacements)
 
-    def _scrub_path(self, path, replacements: list[tuple[bytes, bytes]]) -> None:  # type: ignore[no-untyped-def]
+    def _scrub_path(self, path: Path, replacements: list[tuple[bytes, bytes]]) -> None:
         try:
             if path.stat().st_size > _FILE_SCAN_LIMIT:
                 return
