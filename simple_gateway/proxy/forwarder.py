@@ -194,7 +194,7 @@ class Forwarder:
         limit = self.config.max_request_body
         sent = 0
         while True:
-            chunk = stream.read(READ_SIZE)
+            chunk = _read_client(stream, READ_SIZE)
             if not chunk:
                 break
             sent += len(chunk)
@@ -459,11 +459,21 @@ def _content_length(environ: dict[str, Any]) -> int | None:
     return length
 
 
+def _read_client(stream: Any, size: int) -> bytes:
+    """Read from the client's body; a client that fails mid-body gets a 400 on record."""
+    try:
+        return stream.read(size)  # type: ignore[no-any-return]
+    except errors.GatewayError:
+        raise
+    except Exception as exc:
+        raise errors.BadRequest(f"the request body could not be read: {exc}") from exc
+
+
 def _read_exactly(stream: Any, length: int) -> bytes:
     parts = []
     remaining = length
     while remaining > 0:
-        chunk = stream.read(remaining)
+        chunk = _read_client(stream, remaining)
         if not chunk:
             raise errors.BadRequest(
                 f"request body ended after {length - remaining} of {length} bytes"

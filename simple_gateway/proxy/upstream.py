@@ -70,6 +70,8 @@ class UpstreamConnection:
     ) -> HTTPResponse:
         """Send the request and wait for the response head; the body is left unread."""
         self.connect()
+        if self._aborted:  # stopped while connecting: the socket was not there to shut down
+            raise ConnectionAbortedError("the exchange was stopped")
         outgoing = dict(headers)
         for name in ("User-Agent", "Accept-Encoding"):
             if name not in outgoing:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import random
 import signal
+import socket
 import sqlite3
 import threading
 import time
@@ -259,3 +260,17 @@ def test_sigterm_with_streams_in_flight_records_every_one(start_gateway):
     rows = query(db_of(gateway), "select outcome, count(*) from requests group by outcome")
     outcomes = {r[0]: r[1] for r in rows}
     assert outcomes == {"completed": 4, "interrupted": 4}
+
+
+def test_a_client_that_leaves_mid_upload_is_recorded(start_gateway, upstream):
+    gateway = start_gateway()
+    with socket.create_connection(("127.0.0.1", gateway.port)) as client:
+        client.sendall(
+            b"POST /v1/echo HTTP/1.1\r\nHost: gw\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Length: 4000000\r\n\r\n" + b"z" * 1_500_000
+        )
+    assert wait_rows(db_of(gateway), 1) == 1
+    row = query(db_of(gateway), "select * from requests")[0]
+    assert row["status"] == 400
+    assert row["error_kind"] == "bad_request"
+    assert row["request_body_size"] >= 1_000_000
