@@ -16,6 +16,9 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import requests
 
 from bench.procs import (
     Processes,
@@ -95,6 +98,22 @@ class Gateway:
         return lines
 
 
+def warm_up(base: str, exchanges: int = 20) -> None:
+    """A few sequential chat exchanges, plain and streamed, through a new gateway."""
+    url = f"{base}/v1/chat/completions"
+    body: dict[str, Any] = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "warm-up"}],
+    }
+    with requests.Session() as session:
+        for index in range(exchanges):
+            stream = index % 4 == 3
+            response = session.post(
+                url, json={**body, "stream": stream}, headers={"x-mock-chunks": "3"}, timeout=30
+            )
+            response.raise_for_status()
+
+
 @dataclass
 class Bench:
     procs: Processes
@@ -122,12 +141,19 @@ class Bench:
 
     @contextlib.contextmanager
     def gateway(
-        self, name: str, env: dict[str, str] | None = None, *, default: bool = False
+        self,
+        name: str,
+        env: dict[str, str] | None = None,
+        *,
+        default: bool = False,
+        warm: bool = True,
     ) -> Iterator[Gateway]:
         """A fresh gateway with its data in a new folder; `default` keeps gunicorn's defaults.
 
         Bench gateways run one worker on the gateway CPU without access log; the `default`
         one runs as `python -m simple_gateway` would out of the box (a worker per CPU).
+        With `warm`, a few exchanges go through it first, so one-time work (lazy imports,
+        the first upstream connection, the database schema) is not measured.
         """
         workdir = self.workdir / name
         data = workdir / "data"
@@ -160,6 +186,8 @@ class Bench:
         gateway = Gateway(name, f"http://127.0.0.1:{port}", child, workdir, full_env)
         try:
             wait_healthy(f"{gateway.url}/health", child, workdir / "stderr.log", timeout=30)
+            if warm:
+                warm_up(gateway.url)
             yield gateway
         finally:
             if child.poll() is not None:

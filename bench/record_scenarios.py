@@ -36,7 +36,8 @@ from simple_gateway.store.sqlite import SqliteStore
 
 WRITER_MIN_ROWS_PER_S = 20_000
 QUEUE_SIZE = 10_000  # the writer's default, and the gateway's WRITER_QUEUE_SIZE default
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+PG: dict[str, Any] = {"host": PG_HOST, "port": PG_PORT, "user": "postgres"}
 PG_CONNECTIONS = 8
 OUTAGE_MAX_GROWTH_MB = 100.0
 OUTAGE_MAX_LATE_GROWTH_MB = 10.0
@@ -241,9 +242,9 @@ def pgdown(bench: Bench) -> Outcome:
     plan = bench.plan
     out = Outcome("pgdown")
     timeline: dict[str, float] = {}
-    with _scratch_database() as db, TcpForwarder(PG["host"], PG["port"]) as forwarder:
+    with _scratch_database() as db, TcpForwarder(PG_HOST, PG_PORT) as forwarder:
         env = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{forwarder.port}/{db}"}
-        with bench.gateway("pgdown", env) as gw:
+        with bench.gateway("pgdown", env, warm=False) as gw:  # every row is from the load
             if not _wait(lambda: _query(db, "SELECT count(*) FROM requests") is not None, 30, 0.2):
                 raise RuntimeError("the gateway never created its tables in PostgreSQL")
             spool = gw.spool

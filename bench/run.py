@@ -1,11 +1,15 @@
 """The gateway's benchmark: direct to the mock upstream versus through the gateway, in one run.
 
-    python bench/run.py                 # every scenario, about 5 minutes
-    python bench/run.py --quick         # a smoke run of about a minute
+    python bench/run.py                 # every scenario, about 4-6 minutes
+    python bench/run.py --quick         # a smoke run of 1-2 minutes
     python bench/run.py --only chat16   # one scenario (repeat --only for more)
 
 Prints a Markdown table with the targets and writes it to --out (default bench/results.md),
 with the raw numbers as JSON next to it. See bench/README.md for what each scenario does.
+
+The closed-loop load comes from wrk, installed from Debian's `wrk` package (`apt-get install
+wrk`, /usr/bin/wrk); without it the Python generator `bench.pyload` is used and the table's
+header says so.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import argparse
 import functools
 import platform
 import signal
+import subprocess
 import tempfile
 import time
 import traceback
@@ -51,7 +56,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python bench/run.py", description=__doc__.split("\n")[0] if __doc__ else None
     )
-    parser.add_argument("--quick", action="store_true", help="short smoke run (~1 minute)")
+    parser.add_argument("--quick", action="store_true", help="short smoke run (1-2 minutes)")
     parser.add_argument(
         "--only", action="append", choices=list(SCENARIOS), metavar="NAME",
         help=f"run only this scenario; one of: {', '.join(SCENARIOS)}",
@@ -85,6 +90,27 @@ def _machine() -> str:
     return f"{model}, {os.cpu_count()} CPUs, Linux {platform.release()}"
 
 
+def _revision() -> str:
+    """The commit measured, marked when the working tree differs from it."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "simple_gateway"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{head or 'unknown'}{' with local changes to simple_gateway/' if dirty else ''}"
+
+
+def _changed(before: str, after: str) -> str:
+    return before if before == after else f"{before}, changed to {after} during the run"
+
+
 def _loadavg() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -102,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     started = time.monotonic()
     load_before = _loadavg()
+    revision = _revision()
     outcomes: list[Outcome] = []
     with (
         tempfile.TemporaryDirectory(prefix="sg-bench-") as tmp,
@@ -123,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     header = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "mode": "quick" if args.quick else "full",
+        "gateway revision": _changed(revision, _revision()),
         "machine": _machine(),
         "python": platform.python_version(),
         "wrk": wrk_version(),
