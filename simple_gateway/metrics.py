@@ -54,11 +54,27 @@ _RECORD_EVENTS = {
 }
 
 
+def _cache_process_id() -> None:
+    """Spare every metric update its getpid() system call (one per update otherwise).
+
+    In multi-process mode each update asks for the process id to notice a fork. A gunicorn
+    worker never forks again, so the id read once, in the worker, stays right.
+    """
+    if not os.environ.get(MULTIPROCESS_ENV):
+        return
+    from prometheus_client import values
+
+    pid = os.getpid()
+    values.ValueClass = values.MultiProcessValue(lambda: pid)
+
+
 class GatewayMetrics:
     """The gateway's metrics; observes the record writer and finished exchanges."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        _cache_process_id()
 
         self.registry = registry if registry is not None else CollectorRegistry()
         self._records = {

@@ -2,7 +2,7 @@
 
 design: the forwarder is a plain WSGI callable. The request body streams to the
 provider through a tap that keeps a bounded copy; the response body is read with
-`read1(decode_content=False)`, so every chunk reaches the client as it arrives and
+`read1`, which never decodes, so every chunk reaches the client as it arrives and
 byte-identical (compressed stays compressed). `ResponseBody.close()`, which the WSGI
 server calls however the response ends, finishes the record and releases the
 upstream connection. Input guardrails and translation hook in before `_send`;
@@ -20,21 +20,20 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-)
-from urllib3.response import HTTPResponse
-
 from simple_gateway import errors
 from simple_gateway.ids import accept_client_id, new_id
 from simple_gateway.providers import Route
 from simple_gateway.proxy.capture import BodyTap
 from simple_gateway.proxy.exchange import Exchange, LiveExchanges
 from simple_gateway.proxy.headers import request_headers, strip_hop_by_hop
-from simple_gateway.proxy.upstream import Target, UpstreamConnection, UpstreamPool, split_url
+from simple_gateway.proxy.upstream import (
+    ConnectFailed,
+    Response,
+    Target,
+    UpstreamConnection,
+    UpstreamPool,
+    split_url,
+)
 from simple_gateway.proxy.watcher import DisconnectWatcher, Watch
 from simple_gateway.records.blobs import BlobStore
 from simple_gateway.records.model import BodyCapture, Outcome, Record
@@ -134,17 +133,17 @@ class Forwarder:
                 record.request_body = tap.finish()
             record.bytes_in = tap.size if tap is not None else (length or 0)
         exchange.first_byte_at = time.time()
-        response_headers = list(response.headers.items())
+        response_headers = response.getheaders()
         record.status = response.status
         record.response_headers = redact_headers(response_headers)
-        content_type = response.headers.get("Content-Type")
+        content_type = response.getheader("Content-Type")
         record.stream = (content_type or "").startswith("text/event-stream")
         start_response(
             f"{response.status} {response.reason or _reason(response.status)}",
             self._client_headers(response_headers, exchange, record.stream),
         )
         response_tap = self._tap(
-            exchange, route, "response", content_type, response.headers.get("Content-Encoding")
+            exchange, route, "response", content_type, response.getheader("Content-Encoding")
         )
         return ResponseBody(self, exchange, record, conn, response, response_tap, environ, watch)
 
@@ -224,16 +223,19 @@ class Forwarder:
         method: str,
         headers: dict[str, str],
         body: bytes | Iterator[bytes] | None,
-    ) -> tuple[UpstreamConnection, HTTPResponse]:
+    ) -> tuple[UpstreamConnection, Response]:
         """Send the request; a stale kept-alive connection is retried once when safe."""
         replayable = not isinstance(body, Iterator)
+        chunked = not replayable and "Content-Length" not in headers
+        if chunked:
+            headers["Transfer-Encoding"] = "chunked"
         while True:
             conn = self.pool.acquire(target.origin)
             exchange.upstream = conn
             if exchange.stop_reason is not None:
                 conn.abort()
             try:
-                return conn, conn.send(method, target.path, headers, body)
+                return conn, conn.send(method, target.path, headers, body, chunked)
             except errors.GatewayError:
                 conn.close()
                 raise
@@ -355,7 +357,7 @@ class ResponseBody:
         exchange: Exchange,
         record: Record,
         conn: UpstreamConnection,
-        response: HTTPResponse,
+        response: Response,
         tap: BodyTap | None,
         environ: dict[str, Any],
         watch: Watch | None,
@@ -377,7 +379,7 @@ class ResponseBody:
         tap = self._tap
         try:
             while True:
-                chunk = read1(READ_SIZE, decode_content=False)
+                chunk = read1(READ_SIZE)
                 if not chunk:
                     break
                 if tap is not None:
@@ -386,14 +388,10 @@ class ResponseBody:
                 yield chunk
             if self._exchange.stop_reason is not None:
                 raise _Stopped()
+            if self._response.length:  # a Content-Length the provider did not honour
+                raise http.client.IncompleteRead(b"", self._response.length)
             self._complete = True
-        except (
-            _Stopped,
-            ProtocolError,
-            ReadTimeoutError,
-            OSError,
-            http.client.HTTPException,
-        ) as exc:
+        except (_Stopped, OSError, http.client.HTTPException) as exc:
             self._upstream_broke(exc)
             self._abort_client()
 
@@ -404,7 +402,7 @@ class ResponseBody:
             record.outcome = stopped
             record.error_kind = str(stopped)
             record.error_message = "the exchange was cut short by the gateway"
-        elif isinstance(exc, ReadTimeoutError) or isinstance(exc.__context__, TimeoutError):
+        elif isinstance(exc, TimeoutError):
             record.outcome = Outcome.UPSTREAM_INTERRUPTED
             record.error_kind = "upstream_timeout"
             record.error_message = "the provider stopped sending within the read timeout"
@@ -434,6 +432,7 @@ class ResponseBody:
         elif self._complete and record.status is not None and record.status >= 400:
             record.outcome = Outcome.UPSTREAM_ERROR
             record.error_kind = "upstream_status"
+        self._response.close()  # lets http.client send the next request on this connection
         self._forwarder.pool.release(self._conn, reusable=self._complete)
         record.bytes_out = self._sent
         if self._tap is not None:
@@ -515,26 +514,26 @@ def _secret_values(headers: dict[str, str], query: str) -> list[str]:
 def _is_stale_connection(exc: Exception) -> bool:
     return isinstance(
         exc,
-        (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ProtocolError),
+        (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError),
     )
 
 
 def _upstream_error(exc: Exception, target: Target) -> errors.GatewayError:
     scheme, host, port = target.origin
     where = f"{scheme}://{host}:{port}"
-    if isinstance(exc, NewConnectionError):
-        return errors.UpstreamUnreachable(
-            f"the gateway could not connect to the provider at {where}"
-        )
-    if isinstance(exc, ConnectTimeoutError):
+    if isinstance(exc, ConnectFailed) and exc.timed_out:
         return errors.UpstreamTimeout(
             f"the gateway timed out connecting to the provider at {where}"
         )
-    if isinstance(exc, (TimeoutError, socket.timeout, ReadTimeoutError)):
+    if isinstance(exc, ConnectFailed):
+        return errors.UpstreamUnreachable(
+            f"the gateway could not connect to the provider at {where}: {exc}"
+        )
+    if isinstance(exc, TimeoutError):
         return errors.UpstreamTimeout(
             f"the provider at {where} did not answer within the read timeout"
         )
-    if isinstance(exc, (http.client.RemoteDisconnected, ConnectionError, ProtocolError)):
+    if isinstance(exc, (http.client.RemoteDisconnected, ConnectionError)):
         return errors.UpstreamProtocolError(
             f"the provider at {where} closed the connection without answering"
         )

@@ -1,29 +1,46 @@
-"""Connections to providers: a small keep-alive pool over urllib3's HTTP connections.
+"""Connections to providers: a small keep-alive pool over the standard library's HTTP client.
 
 design: the forwarder holds the connection object for the whole exchange, so another
 thread (the disconnect watcher, the shutdown timer) can shut its socket down and wake
-a read that is blocked waiting for the provider. urllib3's PoolManager hides the
-connection behind `urlopen` and adds per-request work (URL parsing, retry and proxy
-logic) the gateway does not need; it keeps urllib3's HTTP/1.1 client and its raw
-response reader (`read1(decode_content=False)`), and owns only the idle list.
+a read that is blocked waiting for the provider. The client is `http.client`, the
+HTTP/1.1 implementation urllib3 and requests are built on: its `read1` returns body
+bytes as they arrive, de-chunked but never content-decoded, which is exactly what a
+verbatim proxy relays. Going through urllib3's pool and response wrapper would add
+per-request work the profile showed to matter (URL parsing, retry bookkeeping, two
+socket timeout resets, a second header dictionary) and nothing the gateway uses.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import socket
+import ssl
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from urllib.parse import urlsplit
 
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.response import HTTPResponse
-from urllib3.util import SKIP_HEADER
 from urllib3.util.wait import wait_for_read
 
 Origin = tuple[str, str, int]
+Response = http.client.HTTPResponse
+
+# A connection idle for less than this is reused without asking the kernel whether the
+# provider closed it meanwhile; if it did, the send fails at once and is retried.
+_FRESH_SECONDS = 1.0
+
+
+class ConnectFailed(Exception):
+    """The TCP (or TLS) connection to the provider could not be made."""
+
+    def __init__(self, cause: BaseException, timed_out: bool) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.timed_out = timed_out
 
 
 @dataclass(frozen=True)
@@ -42,24 +59,41 @@ def split_url(url: str) -> Target:
     return Target((scheme, parts.hostname or "", port), path)
 
 
+@cache
+def _tls_context() -> ssl.SSLContext:
+    return ssl.create_default_context()
+
+
 class UpstreamConnection:
     """One connection to an origin, checked out of the pool for one exchange."""
 
     def __init__(self, origin: Origin, connect_timeout: float, read_timeout: float) -> None:
         scheme, host, port = origin
-        cls = HTTPSConnection if scheme == "https" else HTTPConnection
         self.origin = origin
-        self.http = cls(host, port, timeout=connect_timeout)
+        self.http: http.client.HTTPConnection
+        if scheme == "https":
+            self.http = http.client.HTTPSConnection(
+                host, port, timeout=connect_timeout, context=_tls_context()
+            )
+        else:
+            self.http = http.client.HTTPConnection(host, port, timeout=connect_timeout)
         self.read_timeout = read_timeout
         self.reused = False
+        self.idle_since = 0.0
         self._aborted = False
 
     def connect(self) -> None:
-        if self.http.sock is None:
+        if self.http.sock is not None:
+            return
+        try:
             self.http.connect()
-            assert self.http.sock is not None
-            self.http.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.http.timeout = self.read_timeout
+        except TimeoutError as exc:
+            raise ConnectFailed(exc, timed_out=True) from exc
+        except OSError as exc:
+            raise ConnectFailed(exc, timed_out=False) from exc
+        sock: socket.socket = self.http.sock  # type: ignore[assignment]
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(self.read_timeout)  # from now on: the provider's idle time
 
     def send(
         self,
@@ -67,25 +101,18 @@ class UpstreamConnection:
         path: str,
         headers: Mapping[str, str],
         body: bytes | Iterable[bytes] | None,
-    ) -> HTTPResponse:
+        chunked: bool = False,
+    ) -> Response:
         """Send the request and wait for the response head; the body is left unread."""
         self.connect()
         if self._aborted:  # stopped while connecting: the socket was not there to shut down
             raise ConnectionAbortedError("the exchange was stopped")
-        outgoing = dict(headers)
-        for name in ("User-Agent", "Accept-Encoding"):
-            if name not in outgoing:
-                outgoing[name] = SKIP_HEADER  # send only what the client sent
-        self.http.request(
-            method,
-            path,
-            body=body,
-            headers=outgoing,
-            preload_content=False,
-            decode_content=False,
-            enforce_content_length=True,
-        )
-        return self.http.getresponse()
+        conn = self.http
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.endheaders(message_body=body, encode_chunked=chunked)
+        return conn.getresponse()
 
     def abort(self) -> None:
         """Shut the socket down from any thread, waking a blocked send or read."""
@@ -103,16 +130,20 @@ class UpstreamConnection:
         with contextlib.suppress(OSError):
             self.http.close()
 
-    def is_reusable(self) -> bool:
+    def is_reusable(self, now: float) -> bool:
         sock = self.http.sock
+        if sock is None or self._aborted:
+            return False
+        if now - self.idle_since < _FRESH_SECONDS:
+            return True
         # Readable while idle means the provider closed it (or sent junk): not reusable.
-        return sock is not None and not self._aborted and not wait_for_read(sock, timeout=0.0)
+        return not wait_for_read(sock, timeout=0.0)
 
 
 class UpstreamPool:
     """Idle keep-alive connections per origin; the newest idle one is reused first."""
 
-    def __init__(self, connect_timeout: float, read_timeout: float, max_idle: int = 512) -> None:
+    def __init__(self, connect_timeout: float, read_timeout: float, max_idle: int = 256) -> None:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_idle = max_idle
@@ -120,11 +151,12 @@ class UpstreamPool:
         self._lock = threading.Lock()
 
     def acquire(self, origin: Origin) -> UpstreamConnection:
+        now = time.monotonic()
         with self._lock:
             idle = self._idle.get(origin)
             while idle:
                 conn = idle.pop()
-                if conn.is_reusable():
+                if conn.is_reusable(now):
                     conn.reused = True
                     return conn
                 conn.close()
@@ -135,6 +167,7 @@ class UpstreamPool:
         if not reusable or conn.aborted or conn.http.sock is None:
             conn.close()
             return
+        conn.idle_since = time.monotonic()
         with self._lock:
             idle = self._idle.setdefault(conn.origin, deque())
             if len(idle) < self.max_idle:

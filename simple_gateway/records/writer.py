@@ -95,6 +95,7 @@ class RecordWriter:
         self._maintenance = maintenance
         self._maintenance_interval = maintenance_interval
         self._thread: threading.Thread | None = None
+        self._wake = threading.Event()  # cuts a batch window short: batch full, or stopping
         # Guards everything below it that request threads touch.
         self._lock = threading.Condition()
         self._stopping = False
@@ -130,6 +131,8 @@ class RecordWriter:
             if not self._stopping:
                 try:
                     self._queue.put_nowait(record)
+                    if self._queue.qsize() >= self._batch_size:
+                        self._wake.set()
                     return
                 except queue.Full:
                     pass
@@ -157,6 +160,7 @@ class RecordWriter:
             return self._rescue()
         with contextlib.suppress(queue.Full):
             self._queue.put(_Stop(), timeout=max(0.0, self._deadline - time.monotonic()))
+        self._wake.set()
         thread.join(max(0.0, self._deadline - time.monotonic()))
         if thread.is_alive():
             log.error("writer: not drained within %.1fs; spooling what is left", timeout)
@@ -195,9 +199,13 @@ class RecordWriter:
             first = self._queue.get(timeout=self._idle_timeout())
         except queue.Empty:
             return []
+        if not isinstance(first, _Stop) and self._queue.qsize() < self._batch_size:
+            # Let the batch gather rather than wake for every record: each wake-up would
+            # cost a request thread a switch of the worker's interpreter lock.
+            self._wake.wait(self._flush_interval)
+            self._wake.clear()
         batch: list[Record] = []
         item = first
-        deadline = time.monotonic() + self._flush_interval
         while True:
             if isinstance(item, _Stop):
                 self._stop_seen = True
@@ -206,7 +214,7 @@ class RecordWriter:
             if len(batch) >= self._batch_size:
                 break
             try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                item = self._queue.get_nowait()
             except queue.Empty:
                 break
         self._in_hand = batch
