@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import select
 import socket
 import ssl
 import threading
@@ -23,8 +24,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from urllib.parse import urlsplit
-
-from urllib3.util.wait import wait_for_read
 
 Origin = tuple[str, str, int]
 Response = http.client.HTTPResponse
@@ -137,7 +136,9 @@ class UpstreamConnection:
         if now - self.idle_since < _FRESH_SECONDS:
             return True
         # Readable while idle means the provider closed it (or sent junk): not reusable.
-        return not wait_for_read(sock, timeout=0.0)
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return not poller.poll(0)
 
 
 class UpstreamPool:

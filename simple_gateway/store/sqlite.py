@@ -12,6 +12,11 @@ as the inserts themselves. Done inside a commit they would halve the writer's th
 a checkpoint thread with its own connection runs them beside the writer, asked for every
 CHECKPOINT_EVERY_ROWS rows. SQLite's own automatic checkpoint stays on with a higher
 threshold, as a bound on the WAL should the thread fall behind.
+
+The store talks to the standard library's sqlite3 directly: a batch insert is one
+`executemany`, and importing sqlite-utils (with what it pulls in) would cost every worker
+10-20 MB of memory for nothing the writer uses. sqlite-utils remains the tool for people
+querying the file (`sqlite-utils data/gateway.db "select ..."`).
 """
 
 from __future__ import annotations
@@ -23,8 +28,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
-
-from sqlite_utils import Database
 
 from simple_gateway.store.base import (
     Row,
@@ -83,7 +86,7 @@ class SqliteStore:
         self.path = path
         self._migrations_root = migrations_root
         self._busy_timeout_ms = busy_timeout_ms
-        self._db: Database | None = None
+        self._db: sqlite3.Connection | None = None
         self._checkpointer = _Checkpointer(path, busy_timeout_ms)
         self._rows_since_checkpoint = 0
 
@@ -154,7 +157,7 @@ class SqliteStore:
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
             self._db = _open(self.path, self._busy_timeout_ms)
-        return self._db.conn
+        return self._db
 
     def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         """Run `operation` on the connection, with driver errors translated to StoreErrors."""
@@ -173,7 +176,7 @@ class SqliteStore:
             self._db = None
 
 
-def _open(path: str, busy_timeout_ms: int) -> Database:
+def _open(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(
@@ -183,17 +186,16 @@ def _open(path: str, busy_timeout_ms: int) -> Database:
         check_same_thread=False,  # one owner at a time, not necessarily the creating thread
     )
     try:
-        db = Database(conn, execute_plugins=False)
-        db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
-        db.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # only takes effect on a new, empty file
-        db.enable_wal()
-        db.execute("PRAGMA synchronous = NORMAL")
-        db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-        db.execute(f"PRAGMA wal_autocheckpoint = {FALLBACK_CHECKPOINT_PAGES}")
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # only takes effect on a new, empty file
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {FALLBACK_CHECKPOINT_PAGES}")
     except BaseException:
         conn.close()
         raise
-    return db
+    return conn
 
 
 class _Checkpointer:
