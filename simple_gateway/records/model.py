@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 
@@ -145,7 +146,14 @@ def iso(ts: float | None) -> str | None:
     """Epoch seconds as an ISO-8601 UTC string that SQLite and PostgreSQL both read."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    seconds, micros = divmod(round(ts * 1_000_000), 1_000_000)
+    return f"{_iso_second(seconds)}.{micros // 1000:03d}+00:00"
+
+
+@lru_cache(maxsize=256)
+def _iso_second(seconds: int) -> str:
+    """The date and time to the second; cached, as a batch shares a handful of seconds."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _ms(start: float, end: float | None) -> float | None:
