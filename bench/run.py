@@ -39,6 +39,7 @@ from bench.procs import ROOT, Processes, raise_nofile
 from bench.report import Outcome
 
 SCENARIOS: dict[str, Callable[[Bench], Outcome]] = {
+    "reference": http_scenarios.reference,
     "chat16": functools.partial(http_scenarios.chat, connections=16, records_off=True),
     "chat64": functools.partial(http_scenarios.chat, connections=64, records_off=False),
     "latency1": http_scenarios.latency1,
