@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from urllib.parse import quote, unquote_plus
 
 REDACTED = "[REDACTED]"
@@ -47,6 +48,7 @@ _SECRET_ENDINGS = ("key", "token", "secret", "password")
 _WORD_SPLIT = re.compile(r"[-_.\s]+")
 
 
+@lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     """True for a header or query parameter whose name says it holds a key, token or secret.
 
