@@ -8,7 +8,6 @@ fork, and a writer started in the master would keep records no worker ever sends
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from pathlib import Path
@@ -103,10 +102,6 @@ class Gateway:
         with self._start_lock:
             if self._started:
                 return
-            # A request thread waiting for the interpreter lock while the record writer
-            # turns a batch into rows would wait up to the switch interval (5 ms by
-            # default); 1 ms bounds the latency that adds, at no cost in throughput.
-            sys.setswitchinterval(0.001)
             self.watcher.start()
             if self.writer is not None:
                 self.writer.start()
