@@ -433,6 +433,7 @@ class ResponseBody:
             record.outcome = Outcome.UPSTREAM_ERROR
             record.error_kind = "upstream_status"
         self._response.close()  # lets http.client send the next request on this connection
+        self._exchange.upstream = None  # a late stop() must not abort it once pooled
         self._forwarder.pool.release(self._conn, reusable=self._complete)
         record.bytes_out = self._sent
         if self._tap is not None:
