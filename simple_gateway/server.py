@@ -20,16 +20,18 @@ import tempfile
 import threading
 import time
 from concurrent import futures
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
 from simple_gateway.ids import new_id
+from simple_gateway.metrics import MULTIPROCESS_ENV, mark_process_dead, prepare_multiprocess_dir
 from simple_gateway.settings import Settings, SettingsError, load_settings
 
 INSTANCE_ENV = "SIMPLE_GATEWAY_INSTANCE_ID"
-METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_DIR_ENV = MULTIPROCESS_ENV
 PRESTART_THREADS = 256
 
 
@@ -47,11 +49,7 @@ def prepare_master() -> None:
     os.environ.setdefault(INSTANCE_ENV, new_id())
     if not os.environ.get(METRICS_DIR_ENV):
         os.environ[METRICS_DIR_ENV] = tempfile.mkdtemp(prefix="simple-gateway-metrics-")
-    directory = os.environ[METRICS_DIR_ENV]
-    os.makedirs(directory, exist_ok=True)
-    for name in os.listdir(directory):
-        if name.endswith(".db"):
-            os.unlink(os.path.join(directory, name))
+    prepare_multiprocess_dir(Path(os.environ[METRICS_DIR_ENV]))
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
@@ -121,10 +119,7 @@ def worker_exit(server: Any, worker: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    if os.environ.get(METRICS_DIR_ENV):
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(worker.pid)
+    mark_process_dead(worker.pid)
 
 
 def on_exit(server: Any) -> None:
