@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 from simple_gateway import errors
 from simple_gateway.ids import new_id
 from simple_gateway.proxy.forwarder import raw_path
-from simple_gateway.runtime import Gateway
+from simple_gateway.runtime import Gateway, current_gateway
 from simple_gateway.settings import Settings, load_settings
 from simple_gateway.status import bp as status_bp
 
@@ -66,21 +66,15 @@ class ProxyDispatcher:
 def _render_http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
     if status == 404:
-        known = ", ".join(f"/{name}/" for name in _gateway().router.providers)
+        known = ", ".join(f"/{name}/" for name in current_gateway().router.providers)
         error: errors.GatewayError = errors.NotFound(
             f"no route for {request.path}: use /v1/... for the default provider or one of {known}"
         )
     else:
         code = exc.name.lower().replace(" ", "_")
         error = errors.for_status(status, code, exc.description or exc.name)
-    _gateway().forwarder.record_rejection(request.environ, error)
+    current_gateway().forwarder.record_rejection(request.environ, error)
     return Response(error.body(), status=status, content_type="application/json")
-
-
-def _gateway() -> Gateway:
-    from flask import current_app
-
-    return current_app.extensions["simple_gateway"]  # type: ignore[no-any-return]
 
 
 def configure_logging(level: str) -> None:

@@ -33,6 +33,13 @@ from simple_gateway.store.registry import open_store
 log = logging.getLogger(__name__)
 
 
+def current_gateway() -> Gateway:
+    """The Gateway of the app handling the current Flask request."""
+    from flask import current_app
+
+    return current_app.extensions["simple_gateway"]  # type: ignore[no-any-return]
+
+
 class Gateway:
     def __init__(self, settings: Settings, instance_id: str) -> None:
         self.settings = settings

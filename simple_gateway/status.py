@@ -5,16 +5,12 @@ from __future__ import annotations
 import os
 import time
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
 from simple_gateway import __version__
-from simple_gateway.runtime import Gateway
+from simple_gateway.runtime import current_gateway
 
 bp = Blueprint("status", __name__)
-
-
-def _gateway() -> Gateway:
-    return current_app.extensions["simple_gateway"]  # type: ignore[no-any-return]
 
 
 @bp.get("/health")
@@ -24,7 +20,7 @@ def health() -> Response:
 
 @bp.get("/status")
 def status() -> Response:
-    gateway = _gateway()
+    gateway = current_gateway()
     settings = gateway.settings
     records: dict[str, object] = {"enabled": settings.records_enabled}
     if gateway.metrics is not None:
@@ -40,6 +36,7 @@ def status() -> Response:
             for name, p in gateway.router.providers.items()
         },
         default_provider=settings.default_provider,
+        config_file=settings.source,
         in_flight=len(gateway.live),
         records=records,
         settings=settings.summary(),
@@ -48,7 +45,7 @@ def status() -> Response:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    gateway = _gateway()
+    gateway = current_gateway()
     if gateway.metrics is None:
         return Response("metrics are disabled (METRICS_ENABLED=false)\n", status=404)
     body, content_type = gateway.metrics.render()

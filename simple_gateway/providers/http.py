@@ -19,7 +19,6 @@ class HTTPProvider:
     name: str
     base_url: str
     prefix: str
-    auth_header: str = "authorization"
 
     @classmethod
     def from_config(cls, config: ProviderConfig) -> HTTPProvider:
@@ -36,11 +35,6 @@ class OpenAIProvider(HTTPProvider):
 
 class AnthropicProvider(HTTPProvider):
     """api.anthropic.com: keys travel in `x-api-key`."""
-
-    @classmethod
-    def from_config(cls, config: ProviderConfig) -> HTTPProvider:
-        base = HTTPProvider.from_config(config)
-        return cls(base.name, base.base_url, base.prefix, auth_header="x-api-key")
 
 
 class CompatibleProvider(HTTPProvider):

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import parse_qsl
 
 from simple_gateway import errors
 from simple_gateway.ids import accept_client_id, new_id
@@ -499,8 +500,6 @@ def _redacted_path(path_and_query: str) -> str:
 
 def _secret_values(headers: dict[str, str], query: str) -> list[str]:
     """Secret values this request carries, to scrub from anything the record keeps."""
-    from urllib.parse import parse_qsl
-
     values = [v for n, v in headers.items() if is_secret_name(n)]
     values += [v for n, v in parse_qsl(query, keep_blank_values=True) if is_secret_name(n)]
     tokens = []

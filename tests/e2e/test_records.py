@@ -9,7 +9,6 @@ import signal
 import socket
 import sqlite3
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import openai
 import requests
 
 from tests.gateway import GatewayProcess
+from tests.polling import wait_for_count
 from tests.upstream import binary_sha256
 
 
@@ -28,18 +28,13 @@ def query(db: Path, sql: str, *args: object) -> list[sqlite3.Row]:
 
 def wait_rows(db: Path, expected: int, timeout: float = 30.0, where: str = "1=1") -> int:
     """Poll the database until it holds `expected` request rows (bounded)."""
-    deadline = time.monotonic() + timeout
-    count = -1
-    while time.monotonic() < deadline:
-        if db.exists():
-            try:
-                count = query(db, f"select count(*) from requests where {where}")[0][0]
-            except sqlite3.OperationalError:
-                count = -1
-            if count >= expected:
-                return count
-        time.sleep(0.1)
-    return count
+
+    def count() -> int:
+        if not db.exists():  # connecting would create it
+            return -1
+        return int(query(db, f"select count(*) from requests where {where}")[0][0])
+
+    return wait_for_count(count, expected, timeout)
 
 
 def db_of(gateway: GatewayProcess) -> Path:

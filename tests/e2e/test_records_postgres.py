@@ -16,6 +16,7 @@ import psycopg2  # type: ignore[import-untyped]
 import pytest
 import requests
 
+from tests.polling import wait_for_count
 from tests.unit.store import postgres_admin_url
 
 
@@ -53,17 +54,10 @@ def database_url() -> Iterator[str]:
 
 
 def wait_count(url: str, expected: int, timeout: float = 60.0) -> int:
-    deadline = time.monotonic() + timeout
-    count = -1
-    while time.monotonic() < deadline:
-        try:
-            count = pg_query(url, "select count(*) from requests")[0][0]
-        except psycopg2.Error:
-            count = -1
-        if count >= expected:
-            return count
-        time.sleep(0.2)
-    return count
+    def count() -> int:
+        return int(pg_query(url, "select count(*) from requests")[0][0])
+
+    return wait_for_count(count, expected, timeout, interval=0.2)
 
 
 def _wait_for_postgres(timeout: float) -> None:
