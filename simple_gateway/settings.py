@@ -96,6 +96,8 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
+# Top-level YAML sections owned by feature packages rather than by this table.
+SECTIONS: tuple[str, ...] = ("guardrails", "models", "routing")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _UPSTREAM_ENV = re.compile(r"^([A-Z][A-Z0-9_]*)_UPSTREAM_URL$")
 
@@ -116,6 +118,9 @@ class Settings:
     providers: Mapping[str, ProviderConfig]
     prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     source: str = "defaults"
+    # Feature sections of the YAML file (guardrails, models, routing, ...), already
+    # `${VAR}`-expanded; each feature package parses and validates its own section.
+    sections: Mapping[str, Any] = field(default_factory=dict)
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -157,7 +162,7 @@ def load_settings(
     raw: dict[str, tuple[str, str]] = {s.name: (s.default, "default") for s in SETTINGS}
     for key, value in document.items():
         name = key.upper()
-        if name in ("PROVIDERS", "PRICES"):
+        if name in ("PROVIDERS", "PRICES") or key in SECTIONS:
             continue
         if name not in _BY_NAME:
             raise SettingsError(f"{path}: unknown setting '{key}'")
@@ -178,7 +183,14 @@ def load_settings(
     prices = document.get("prices") or {}
     if not isinstance(prices, dict):
         raise SettingsError(f"{path}: 'prices' must be a mapping of model to prices")
-    return Settings(values=values, providers=providers, prices=prices, source=path or "defaults")
+    sections = {key: document[key] for key in SECTIONS if document.get(key) is not None}
+    return Settings(
+        values=values,
+        providers=providers,
+        prices=prices,
+        source=path or "defaults",
+        sections=sections,
+    )
 
 
 BUILTIN_PROVIDERS: dict[str, str] = {
