@@ -28,6 +28,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from simple_gateway.ids import new_id
 from simple_gateway.metrics import MULTIPROCESS_ENV, mark_process_dead, prepare_multiprocess_dir
+from simple_gateway.preflight import preflight
 from simple_gateway.settings import Settings, SettingsError, load_settings
 
 INSTANCE_ENV = "SIMPLE_GATEWAY_INSTANCE_ID"
@@ -158,6 +159,7 @@ class GatewayApplication(BaseApplication):  # type: ignore[misc]
 def run() -> None:
     try:
         settings = load_settings()
+        preflight(settings)
     except SettingsError as exc:
         print(f"simple-gateway: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
