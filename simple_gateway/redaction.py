@@ -104,3 +104,44 @@ def redact_text(text: str, secrets: Iterable[str]) -> str:
         if secret and len(secret) >= 8:
             text = text.replace(secret, redact_value(secret))
     return text
+
+
+HIDDEN = "***"
+_URL_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>.*)$", re.DOTALL)
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
+_KEYWORD_PASSWORD = re.compile(
+    r"(?<![\w])((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S*)", re.IGNORECASE
+)
+
+
+def hide_database_password(dsn: str) -> str:
+    """A database URL or libpq key=value DSN with every password shown as `***`.
+
+    Covers `scheme://user:password@host` (a password holding `@` too: the user part ends at
+    the last `@` of the authority), `?password=` in the query, and `password=...` /
+    `password='quoted value'` in the key=value form.
+    """
+    match = _URL_USERINFO.match(dsn.strip())
+    if match is None:
+        return _KEYWORD_PASSWORD.sub(lambda m: m.group(1) + HIDDEN, dsn)
+    rest = match.group("rest")
+    authority_end = len(rest)
+    for mark in ("?", "#"):
+        index = rest.find(mark)
+        if index != -1:
+            authority_end = min(authority_end, index)
+    authority, tail = rest[:authority_end], rest[authority_end:]
+    userinfo, at, host = authority.rpartition("@")
+    if at:
+        user, colon, _password = userinfo.partition(":")
+        authority = f"{user}{colon and ':' + HIDDEN}@{host}"
+    return match.group("scheme") + authority + _QUERY_PASSWORD.sub(r"\1" + HIDDEN, tail)
+
+
+def url_has_credentials(url: str) -> bool:
+    """True when a URL carries `user[:password]@` before its host."""
+    match = _URL_USERINFO.match(url.strip())
+    if match is None:
+        return False
+    authority = re.split(r"[/?#]", match.group("rest"), maxsplit=1)[0]
+    return "@" in authority
