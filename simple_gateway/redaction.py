@@ -100,10 +100,7 @@ def redact_query(query: str) -> str:
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:
     """Remove known secret values from free text (e.g. an upstream error that echoes a key)."""
-    for secret in secrets:
-        if secret and len(secret) >= 8:
-            text = text.replace(secret, redact_value(secret))
-    return text
+    return scrub_text(text, [s for s in secrets if len(s) >= 8])
 
 
 HIDDEN = "***"
@@ -145,3 +142,75 @@ def url_has_credentials(url: str) -> bool:
         return False
     authority = re.split(r"[/?#]", match.group("rest"), maxsplit=1)[0]
     return "@" in authority
+
+
+def _hex_class(byte: int) -> str:
+    """`%2F`-style hex for a byte, matching either letter case: `2[fF]`."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in f"{byte:02X}")
+
+
+def _encodings_of(char: str) -> list[str]:
+    """Regex alternatives for one character as a provider may echo it back.
+
+    The character itself; URL-encoded (`%5F`, `%5f`, each UTF-8 byte); `+` for a space;
+    JSON-escaped (`\\u005f`, `\\/`, `\\"`, `\\\\`).
+    """
+    options = [re.escape(char)]
+    options.append("".join("%" + _hex_class(b) for b in char.encode("utf-8")))
+    code = ord(char)
+    if code <= 0xFFFF:
+        options.append(r"\\u" + "".join(_hex_class(b) for b in code.to_bytes(2, "big")))
+    if char == " ":
+        options.append(r"\+")
+    if char in '/"\\':
+        options.append(re.escape("\\" + char))
+    return options
+
+
+@lru_cache(maxsize=256)
+def secret_pattern(secret: str) -> re.Pattern[str]:
+    """Matches `secret` written in any mix of the encodings a provider plausibly echoes."""
+    return re.compile("".join(f"(?:{'|'.join(_encodings_of(c))})" for c in secret))
+
+
+@lru_cache(maxsize=256)
+def secret_bytes_pattern(secret: str) -> re.Pattern[bytes]:
+    """`secret_pattern` for bytes (a body as stored); non-ASCII characters as UTF-8."""
+    return re.compile(secret_pattern(secret).pattern.encode("utf-8"))
+
+
+@lru_cache(maxsize=256)
+def _anchor(secret: str) -> str:
+    """The secret's longest run of letters and digits: every encoding above keeps it as is.
+
+    Checking for it first (a plain substring search) spares the regex scan of nearly every
+    body, which holds no secret at all.
+    """
+    runs = re.findall(r"[A-Za-z0-9]+", secret)
+    return max(runs, key=len) if runs else ""
+
+
+def _ordered(secrets: Iterable[str]) -> list[str]:
+    # Longer secrets first, so `Bearer+sk-...` goes whole rather than leaving `Bearer+`.
+    return sorted({s for s in secrets if s}, key=len, reverse=True)
+
+
+def scrub_text(text: str, secrets: Iterable[str]) -> str:
+    """`text` with each secret, in any echoed encoding, replaced by its redacted form."""
+    for secret in _ordered(secrets):
+        anchor = _anchor(secret)
+        if len(anchor) >= 4 and anchor not in text:
+            continue
+        # The redacted form holds no backslash, so it is a literal replacement.
+        text = secret_pattern(secret).sub(redact_value(secret), text)
+    return text
+
+
+def scrub_bytes(data: bytes, secrets: Iterable[str]) -> bytes:
+    """`scrub_text` for bytes."""
+    for secret in _ordered(secrets):
+        anchor = _anchor(secret)
+        if len(anchor) >= 4 and anchor.encode() not in data:
+            continue
+        data = secret_bytes_pattern(secret).sub(redact_value(secret).encode("utf-8"), data)
+    return data
