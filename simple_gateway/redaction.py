@@ -8,6 +8,7 @@ being able to recover either. Everything stored, logged or shown passes through 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -214,3 +215,46 @@ def scrub_bytes(data: bytes, secrets: Iterable[str]) -> bytes:
             continue
         data = secret_bytes_pattern(secret).sub(redact_value(secret).encode("utf-8"), data)
     return data
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*(?:"|$)', re.DOTALL)
+_JSON_COLON = re.compile(rb"\s*:\s*")
+
+
+def redact_json_fields(body: bytes) -> tuple[bytes, list[str]]:
+    """A JSON body with the string values of secret-named fields redacted, at any depth.
+
+    Fields are judged by `is_secret_name`, as headers are (`api_key`, `apiKey`, `token`,
+    `password`, ... but not `max_tokens`). The rest of the body keeps its exact bytes. A body
+    cut short (a preview) is handled too: a value cut in the middle is redacted as it stands.
+    Returns the body and the values found, so their echoes can be scrubbed as well.
+    """
+    pieces: list[bytes] = []
+    found: list[str] = []
+    position = 0
+    strings = _JSON_STRING.finditer(body)
+    for token in strings:
+        colon = _JSON_COLON.match(body, token.end())
+        if colon is None or not is_secret_name(_json_text(token.group())):
+            continue
+        value = _JSON_STRING.match(body, colon.end())
+        if value is None:
+            continue
+        secret = _json_text(value.group())
+        pieces += [body[position : value.start()], json.dumps(redact_value(secret)).encode()]
+        position = value.end()
+        found.append(secret)
+        next(strings, None)  # the value itself is not a key
+    if not found:
+        return body, []
+    pieces.append(body[position:])
+    return b"".join(pieces), found
+
+
+def _json_text(token: bytes) -> str:
+    """The text of a JSON string token; its raw inside when it does not parse (cut short)."""
+    try:
+        text = json.loads(token)
+    except ValueError:
+        return token.strip(b'"').decode("utf-8", "replace")
+    return text if isinstance(text, str) else ""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from simple_gateway.records.blobs import BlobStore
 from simple_gateway.records.model import BodyCapture, Record
-from simple_gateway.redaction import scrub_bytes, scrub_text
+from simple_gateway.redaction import redact_json_fields, scrub_bytes, scrub_text
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,8 @@ class SecretScrubber:
         self.blobs = blobs
 
     def __call__(self, record: Record) -> None:
-        secrets = [s for s in record.secrets if s]
+        found = self._redact_body_fields(record.request_body)
+        secrets = [s for s in record.secrets if s] + [s for s in found if len(s) >= 8]
         record.secrets = []
         if not secrets:
             return
@@ -41,6 +42,23 @@ class SecretScrubber:
                 headers[name] = scrub_text(value, secrets)
         for ref in record.files:
             self._scrub_path(self.blobs.root / ref.path, secrets)
+
+    def _redact_body_fields(self, capture: BodyCapture) -> list[str]:
+        """Redact secret fields of a JSON body, inline and on disk; the values found."""
+        if "json" not in (capture.content_type or "").lower() or capture.content_encoding:
+            return []
+        capture.inline, found = redact_json_fields(capture.inline)
+        if capture.file is not None:
+            path = self.blobs.path_of(capture.file)
+            try:
+                if path.stat().st_size <= _FILE_SCAN_LIMIT:
+                    data, in_file = redact_json_fields(path.read_bytes())
+                    if in_file:
+                        path.write_bytes(data)
+                        found += in_file
+            except OSError as exc:
+                log.warning("could not redact key fields in %s: %s", path, exc)
+        return found
 
     def _scrub_file(self, capture: BodyCapture, secrets: list[str]) -> None:
         if capture.file is not None:

@@ -182,6 +182,24 @@ def test_a_key_echoed_back_in_another_encoding_is_not_stored(start_gateway):
     assert leaks == []
 
 
+def test_key_fields_of_a_json_body_are_redacted_in_the_record_but_sent_as_they_are(
+    start_gateway,
+):
+    gateway = start_gateway()
+    body = json.dumps(
+        {"model": "m", "max_tokens": 5, "api_key": "sk-body-key-123", "opts": {"apiKey": "k-99"}}
+    ).encode()
+    response = requests.post(
+        f"{gateway.url}/v1/echo", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.json()["body_sha256"] == hashlib.sha256(body).hexdigest()  # sent unchanged
+    assert wait_rows(db_of(gateway), 1) == 1
+    stored = json.loads(query(db_of(gateway), "select request_body from requests")[0][0])
+    assert stored["api_key"].startswith("[REDACTED] sha256:")
+    assert stored["opts"]["apiKey"].startswith("[REDACTED] sha256:")
+    assert (stored["model"], stored["max_tokens"]) == ("m", 5)
+
+
 def test_binaries_land_as_files_with_correct_digests(start_gateway):
     gateway = start_gateway()
     size = 20 * 1024 * 1024
