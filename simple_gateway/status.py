@@ -74,7 +74,11 @@ def _full_status(gateway: Gateway) -> dict[str, Any]:
     return {
         "pid": os.getpid(),
         "providers": {
-            name: {"base_url": p.base_url, "prefix": p.prefix, "type": type(p).__name__}
+            name: {
+                "type": settings.providers[name].type,
+                "base_url": p.base_url,
+                "prefix": p.prefix,
+            }
             for name, p in gateway.router.providers.items()
         },
         "default_provider": settings.default_provider,

@@ -378,6 +378,9 @@ def test_health_and_status(gateway, upstream):
     assert status["version"]
     assert "DATABASE_URL" in status["settings"]
     assert status["settings"]["STATUS_TOKEN"].startswith("[REDACTED] sha256:")
+    assert status["providers"]["openai"]["type"] == "openai"  # the YAML type, not a class name
+    totals = status["records"]["totals"]
+    assert totals and all(type(count) is int for count in totals.values()), totals
 
 
 def test_anonymous_status_is_a_health_summary_and_a_wrong_token_is_refused(gateway):
@@ -429,7 +432,8 @@ def test_yaml_declared_provider_is_routed_by_its_prefix(start_gateway, upstream,
     )
     assert response.json()["model"] == "llama3"
     assert upstream.wait_for(lambda r: r.path == "/v1/chat/completions").json()["model"] == "llama3"
-    assert gateway.status()["providers"]["ollama"]["prefix"] == "/ollama"
+    ollama = gateway.status()["providers"]["ollama"]
+    assert (ollama["prefix"], ollama["type"]) == ("/ollama", "compatible")
 
 
 def test_bad_configuration_stops_start_up_with_a_clear_message(tmp_path):
