@@ -35,7 +35,7 @@ class BodyTap:
         self,
         blobs: BlobStore,
         inline_limit: int,
-        request_id: str,
+        record_id: str,
         provider: str,
         direction: str,
         content_type: str | None,
@@ -43,7 +43,7 @@ class BodyTap:
     ) -> None:
         self._blobs = blobs
         self._limit = inline_limit
-        self._names = (request_id, provider, direction)
+        self._names = (record_id, provider, direction)
         self._content_type = content_type
         self._encoding = content_encoding
         self._binary = is_binary(content_type)
@@ -72,9 +72,9 @@ class BodyTap:
             log.error("cannot keep %s body of %s on disk: %s", self._names[2], self._names[0], exc)
 
     def _open_sink(self) -> BlobSink:
-        request_id, provider, direction = self._names
+        record_id, provider, direction = self._names
         sink = self._blobs.open(
-            request_id, provider, direction, self._content_type, hash_content=False
+            record_id, provider, direction, self._content_type, hash_content=False
         )
         for part in self._inline:  # a text body that outgrew the limit: the file holds it all
             sink.write(part)

@@ -1,6 +1,6 @@
 """Bodies kept as files under FILE_STORAGE_PATH, written while they stream.
 
-Files are named for a person looking for them: ``<provider>/<YYYY-MM-DD>/<request
+Files are named for a person looking for them: ``<provider>/<YYYY-MM-DD>/<record
 id>-<direction>[-<n>].<ext>``. Names are built only from values the gateway made
 (its request id, a registered provider name, a fixed extension table), never from
 anything in the request, so no request can choose where a file lands.
@@ -88,7 +88,7 @@ class BlobSink:
             self._file = None
         return FileRef(
             id=new_id(),
-            request_id=self._fields["request_id"] or "",
+            record_id=self._fields["record_id"] or "",
             direction=self._fields["direction"] or "",
             kind=self._fields["kind"] or "body",
             path=self._relative,
@@ -114,7 +114,7 @@ class BlobStore:
 
     def open(
         self,
-        request_id: str,
+        record_id: str,
         provider: str,
         direction: str,
         content_type: str | None,
@@ -123,10 +123,10 @@ class BlobStore:
         hash_content: bool = True,
     ) -> BlobSink:
         day = datetime.now(UTC).strftime("%Y-%m-%d")
-        name = f"{request_id}-{direction}{suffix}{extension_for(content_type)}"
+        name = f"{record_id}-{direction}{suffix}{extension_for(content_type)}"
         relative = f"{_safe(provider)}/{day}/{_safe(name)}"
         fields = {
-            "request_id": request_id,
+            "record_id": record_id,
             "direction": direction,
             "kind": kind,
             "content_type": content_type,
@@ -136,14 +136,14 @@ class BlobStore:
     def save(
         self,
         data: bytes,
-        request_id: str,
+        record_id: str,
         provider: str,
         direction: str,
         content_type: str | None,
         kind: str = "body",
         suffix: str = "",
     ) -> FileRef:
-        sink = self.open(request_id, provider, direction, content_type, kind, suffix)
+        sink = self.open(record_id, provider, direction, content_type, kind, suffix)
         sink.write(data)
         return sink.finish()
 

@@ -203,7 +203,7 @@ class Enricher:
             seen.add(digest)
             ref = self.blobs.save(
                 data,
-                request_id=record.id,
+                record_id=record.id,
                 provider=record.provider,
                 direction="response",
                 content_type=image_type(data),

@@ -32,7 +32,7 @@ class FileRef:
     """A body (or part of one) kept as a file under FILE_STORAGE_PATH."""
 
     id: str
-    request_id: str
+    record_id: str  # requests.id of the exchange (not its x-request-id)
     direction: str  # "request" | "response"
     kind: str  # "body" | "image"
     path: str  # relative to FILE_STORAGE_PATH
