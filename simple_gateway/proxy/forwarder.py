@@ -199,6 +199,8 @@ class Forwarder:
                 break
             sent += len(chunk)
             if sent > limit:
+                if tap is not None:
+                    tap.discard("request body over MAX_REQUEST_BODY_MB: not kept")
                 raise errors.PayloadTooLarge(
                     f"request body exceeds this gateway's limit of {limit} bytes "
                     "(MAX_REQUEST_BODY_MB)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import mimetypes
 import os
 from datetime import UTC, datetime
@@ -17,7 +18,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from simple_gateway.ids import new_id
+from simple_gateway.logthrottle import ThrottledLog
 from simple_gateway.records.model import FileRef, iso
+
+log = logging.getLogger(__name__)
 
 _EXTENSIONS = {
     "application/json": ".json",
@@ -82,10 +86,13 @@ class BlobSink:
         self._size += len(data)
 
     def finish(self, sha256: str | None = None) -> FileRef:
-        """Close the file; `sha256` is the caller's digest when it hashed the bytes itself."""
+        """Close the file; `sha256` is the caller's digest when it hashed the bytes itself.
+
+        An OSError here (the last bytes could not be flushed) leaves the file for `abort`.
+        """
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            file.close()
         return FileRef(
             id=new_id(),
             record_id=self._fields["record_id"] or "",
@@ -99,9 +106,11 @@ class BlobSink:
         )
 
     def abort(self) -> None:
+        """Close and delete the file: no partial body stays on disk without a files row."""
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            with contextlib.suppress(OSError):
+                file.close()
         with contextlib.suppress(OSError):
             os.unlink(self._root / self._relative)
 
@@ -111,6 +120,7 @@ class BlobStore:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self.errors = ThrottledLog(log)  # disk errors under this root, one line per kind a minute
 
     def open(
         self,
@@ -144,8 +154,12 @@ class BlobStore:
         suffix: str = "",
     ) -> FileRef:
         sink = self.open(record_id, provider, direction, content_type, kind, suffix)
-        sink.write(data)
-        return sink.finish()
+        try:
+            sink.write(data)
+            return sink.finish()
+        except BaseException:
+            sink.abort()
+            raise
 
     def path_of(self, ref: FileRef) -> Path:
         return self.root / ref.path

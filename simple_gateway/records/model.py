@@ -52,6 +52,7 @@ class BodyCapture:
     content_type: str | None = None
     content_encoding: str | None = None
     file: FileRef | None = None
+    missing: str | None = None  # why the body is not kept in full (disk error, refused body)
 
 
 @dataclass
@@ -93,6 +94,8 @@ class Record:
     cost_usd: float | None = None
     cost_status: str | None = None
     files: list[FileRef] = field(default_factory=list)
+    # Why parts of the record are missing (an image not saved); added to error_message.
+    notes: list[str] = field(default_factory=list)
     # Secret values the request carried, to scrub from stored bodies; never stored.
     secrets: list[str] = field(default_factory=list, repr=False)
 
@@ -129,12 +132,18 @@ class Record:
             "cost_usd": self.cost_usd,
             "cost_status": self.cost_status,
             "error_kind": self.error_kind,
-            "error_message": self.error_message,
+            "error_message": self._error_message(),
             "outcome": str(self.outcome),
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "response_sha256": self.response_sha256,
         }
+
+    def _error_message(self) -> str | None:
+        """The error, then why any body or file the record should hold is missing."""
+        notes = [c.missing for c in (self.request_body, self.response_body) if c.missing]
+        parts = [p for p in (self.error_message, *notes, *self.notes) if p]
+        return "; ".join(parts) if parts else None
 
     def file_rows(self) -> list[dict[str, Any]]:
         """Rows of the `files` table for this record: its body files, then extracted ones."""

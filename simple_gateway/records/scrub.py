@@ -8,14 +8,11 @@ is written or spooled.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from simple_gateway.records.blobs import BlobStore
 from simple_gateway.records.model import BodyCapture, Record
 from simple_gateway.redaction import redact_value
-
-log = logging.getLogger(__name__)
 
 _FILE_SCAN_LIMIT = 64 * 1024 * 1024
 
@@ -56,7 +53,9 @@ class SecretScrubber:
             if cleaned != data:
                 path.write_bytes(cleaned)
         except OSError as exc:
-            log.warning("could not scrub secrets from %s: %s", path, exc)
+            self.blobs.errors.error(
+                f"scrub:{exc.errno}", "could not scrub secrets from %s: %s", path, exc
+            )
 
 
 def _replace(data: bytes, replacements: list[tuple[bytes, bytes]]) -> bytes:
