@@ -63,6 +63,9 @@ SETTINGS: tuple[Setting, ...] = (
         "GRACEFUL_TIMEOUT", float, "30", "Seconds in-flight requests get to finish on stop.", 1
     ),
     Setting("KEEPALIVE", float, "75", "Seconds an idle client connection is kept open.", 0),
+    Setting(
+        "HEADER_TIMEOUT", float, "10", "Seconds a client has to send a request's headers.", 0.1
+    ),
     Setting("LOG_LEVEL", str, "info", "debug, info, warning or error."),
     Setting("ACCESS_LOG", _to_bool, "true", "Write one access-log line per request to stdout."),
     Setting("DEFAULT_PROVIDER", str, "openai", "Provider that serves the bare /v1/* routes."),
