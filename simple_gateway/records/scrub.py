@@ -33,7 +33,13 @@ class SecretScrubber:
         for capture in (record.request_body, record.response_body):
             capture.inline = _replace(capture.inline, replacements)
             self._scrub_file(capture, replacements)
-        for name in ("response_text", "error_message", "upstream_url", "query"):
+        for name in (
+            "response_text",
+            "error_message",
+            "upstream_url",
+            "query",
+            "upstream_request_body",
+        ):
             value = getattr(record, name)
             if value:
                 setattr(record, name, _replace_text(value, replacements))

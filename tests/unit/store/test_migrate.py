@@ -128,16 +128,20 @@ def test_sqlite_statements_keep_semicolons_inside_strings_comments_and_triggers(
         conn.close()
 
 
+def _names(dialect: str) -> list[str]:
+    return [migration.name for migration in discover(dialect)]
+
+
 # SQLite
 
 
 def test_sqlite_migrations_apply_once(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "g.db", isolation_level=None)
     try:
-        assert migrate_sqlite(conn) == ["0001_initial"]
+        assert migrate_sqlite(conn) == _names("sqlite")
         assert migrate_sqlite(conn) == []
         history = conn.execute("SELECT name, applied_at FROM schema_migrations").fetchall()
-        assert [name for name, _ in history] == ["0001_initial"]
+        assert [name for name, _ in history] == _names("sqlite")
         assert history[0][1].endswith("+00:00")
     finally:
         conn.close()
@@ -200,10 +204,11 @@ def test_sqlite_processes_migrating_a_fresh_file_at_once(tmp_path: Path) -> None
     outcomes = _race("sqlite", path)
     assert [kind for kind, _ in outcomes] == ["ok"] * PROCESSES, outcomes
     applied = [names for _, names in outcomes]
-    assert sorted(applied, key=len) == [[]] * (PROCESSES - 1) + [["0001_initial"]]
+    assert sorted(applied, key=len) == [[]] * (PROCESSES - 1) + [_names("sqlite")]
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("SELECT name FROM schema_migrations").fetchall() == [("0001_initial",)]
+        history = conn.execute("SELECT name FROM schema_migrations").fetchall()
+        assert history == [(n,) for n in _names("sqlite")]
     finally:
         conn.close()
 
@@ -215,14 +220,14 @@ def test_postgres_migrations_apply_once_and_need_a_transaction() -> None:
     with fresh_postgres_database() as url:
         conn = psycopg2.connect(url)
         try:
-            assert migrate_postgres(conn) == ["0001_initial"]
+            assert migrate_postgres(conn) == _names("postgres")
             assert migrate_postgres(conn) == []
             conn.autocommit = True
             with pytest.raises(ValueError, match="autocommit"):
                 migrate_postgres(conn)
             with conn.cursor() as cur:
                 cur.execute("SELECT name FROM schema_migrations")
-                assert cur.fetchall() == [("0001_initial",)]
+                assert cur.fetchall() == [(n,) for n in _names("sqlite")]
         finally:
             conn.close()
 
@@ -255,12 +260,12 @@ def test_postgres_processes_migrating_a_fresh_database_at_once() -> None:
         outcomes = _race("postgres", url)
         assert [kind for kind, _ in outcomes] == ["ok"] * PROCESSES, outcomes
         applied = [names for _, names in outcomes]
-        assert sorted(applied, key=len) == [[]] * (PROCESSES - 1) + [["0001_initial"]]
+        assert sorted(applied, key=len) == [[]] * (PROCESSES - 1) + [_names("postgres")]
         conn = psycopg2.connect(url)
         try:
             with conn.cursor() as cur:
                 cur.execute("SELECT name FROM schema_migrations")
-                assert cur.fetchall() == [("0001_initial",)]
+                assert cur.fetchall() == [(n,) for n in _names("sqlite")]
         finally:
             conn.close()
 
