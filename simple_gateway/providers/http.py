@@ -37,6 +37,10 @@ class AnthropicProvider(HTTPProvider):
     """api.anthropic.com: keys travel in `x-api-key`."""
 
 
+class GeminiProvider(HTTPProvider):
+    """generativelanguage.googleapis.com: keys travel in `x-goog-api-key`."""
+
+
 class CompatibleProvider(HTTPProvider):
     """Any OpenAI-compatible server (Ollama, vLLM, LM Studio, ...)."""
 
@@ -44,4 +48,5 @@ class CompatibleProvider(HTTPProvider):
 def register_builtin_types() -> None:
     register_provider_type("openai", OpenAIProvider.from_config)
     register_provider_type("anthropic", AnthropicProvider.from_config)
+    register_provider_type("gemini", GeminiProvider.from_config)
     register_provider_type("compatible", CompatibleProvider.from_config)
