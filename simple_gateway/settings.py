@@ -85,6 +85,9 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("KEEPALIVE", float, "75", "Seconds an idle client connection is kept open.", 0),
     Setting(
+        "HEADER_TIMEOUT", float, "10", "Seconds a client has to send a request's headers.", 0.1
+    ),
+    Setting(
         "LOG_LEVEL",
         str.lower,
         "info",

@@ -8,14 +8,11 @@ is written or spooled.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from simple_gateway.records.blobs import BlobStore
 from simple_gateway.records.model import BodyCapture, Record
 from simple_gateway.redaction import redact_json_fields, scrub_bytes, scrub_text
-
-log = logging.getLogger(__name__)
 
 _FILE_SCAN_LIMIT = 64 * 1024 * 1024
 
@@ -33,7 +30,13 @@ class SecretScrubber:
         for capture in (record.request_body, record.response_body):
             capture.inline = scrub_bytes(capture.inline, secrets)
             self._scrub_file(capture, secrets)
-        for name in ("response_text", "error_message", "upstream_url", "query"):
+        for name in (
+            "response_text",
+            "error_message",
+            "upstream_url",
+            "query",
+            "upstream_request_body",
+        ):
             value = getattr(record, name)
             if value:
                 setattr(record, name, scrub_text(value, secrets))
@@ -57,7 +60,9 @@ class SecretScrubber:
                         path.write_bytes(data)
                         found += in_file
             except OSError as exc:
-                log.warning("could not redact key fields in %s: %s", path, exc)
+                self.blobs.errors.error(
+                    f"redact:{exc.errno}", "could not redact key fields in %s: %s", path, exc
+                )
         return found
 
     def _scrub_file(self, capture: BodyCapture, secrets: list[str]) -> None:
@@ -73,4 +78,6 @@ class SecretScrubber:
             if cleaned != data:
                 path.write_bytes(cleaned)
         except OSError as exc:
-            log.warning("could not scrub secrets from %s: %s", path, exc)
+            self.blobs.errors.error(
+                f"scrub:{exc.errno}", "could not scrub secrets from %s: %s", path, exc
+            )

@@ -227,7 +227,13 @@ def test_binaries_land_as_files_with_correct_digests(start_gateway):
     assert files["request"]["content_type"].startswith("multipart/form-data")
     for row in files.values():
         path = Path(gateway.env["FILE_STORAGE_PATH"]) / row["path"]
-        assert path.name.startswith(row["request_id"])
+        assert path.name.startswith(row["record_id"])
+        joined = query(
+            db_of(gateway),
+            "select requests.id from files join requests on files.record_id = requests.id "
+            f"where files.id = '{row['id']}'",
+        )
+        assert [j["id"] for j in joined] == [row["record_id"]]
         assert hashlib.sha256(path.read_bytes()).hexdigest() == row["sha256"]
     download = query(db_of(gateway), "select * from requests where path like '/v1/binary/%'")[0]
     assert download["response_sha256"] == binary_sha256(size)
