@@ -76,6 +76,7 @@ class Gateway:
                 max_request_body=settings.max_request_body,
                 inline_limit=settings.body_inline_limit,
                 access_log=settings.access_log,
+                trusted_proxies=settings.trusted_proxies,
             ),
             self.pool,
             self.watcher,
