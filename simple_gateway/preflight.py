@@ -35,8 +35,17 @@ def _prices(settings: Settings) -> None:
         raise SettingsError(f"prices: {exc}") from None
 
 
+def _guardrails(settings: Settings) -> None:
+    from simple_gateway.guardrails import build_config
+
+    try:
+        build_config(settings)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
+
 # One entry per feature that reads configuration; each runs in the order listed.
-CHECKS: tuple[Check, ...] = (_providers, _prices)
+CHECKS: tuple[Check, ...] = (_providers, _prices, _guardrails)
 
 
 def preflight(settings: Settings) -> None:

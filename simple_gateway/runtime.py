@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from simple_gateway.guardrails import Guardrails
 from simple_gateway.metrics import GatewayMetrics
 from simple_gateway.providers import Router, build_provider, register_builtin_types
 from simple_gateway.proxy.exchange import LiveExchanges
@@ -54,6 +55,9 @@ class Gateway:
         self.metrics = GatewayMetrics() if settings.metrics_enabled else None
         self.blobs = BlobStore(settings.file_storage_path) if settings.records_enabled else None
         self.writer = self._build_writer() if settings.records_enabled else None
+        self.guardrails = Guardrails.from_settings(
+            settings, self.metrics.guardrail_run if self.metrics else None
+        )
         self.forwarder = Forwarder(
             ForwarderConfig(
                 instance_id=instance_id,
@@ -67,6 +71,7 @@ class Gateway:
             blobs=self.blobs,
             records=self.writer,
             observer=self.metrics,
+            guardrails=self.guardrails,
         )
         self._started = False
         self._start_lock = threading.Lock()
@@ -112,6 +117,8 @@ class Gateway:
             self.watcher.start()
             if self.writer is not None:
                 self.writer.start()
+            if self.guardrails is not None:
+                self.guardrails.start()
             self._started = True
 
     def begin_shutdown(self, deadline: float) -> None:
@@ -134,6 +141,8 @@ class Gateway:
         self._drained.set()
         self.live.interrupt_all()
         self.watcher.stop()
+        if self.guardrails is not None:
+            self.guardrails.stop()
         if self.writer is not None:
             drained = self.writer.stop(timeout)
             if not drained:

@@ -18,7 +18,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl
 
 from simple_gateway import errors
@@ -39,6 +39,9 @@ from simple_gateway.proxy.watcher import DisconnectWatcher, Watch
 from simple_gateway.records.blobs import BlobStore
 from simple_gateway.records.model import BodyCapture, Outcome, Record
 from simple_gateway.redaction import is_secret_name, redact_headers, redact_query
+
+if TYPE_CHECKING:
+    from simple_gateway.guardrails import Guardrails
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("simple_gateway.access")
@@ -75,6 +78,7 @@ class Forwarder:
         blobs: BlobStore | None = None,
         records: RecordSink | None = None,
         observer: ExchangeObserver | None = None,
+        guardrails: Guardrails | None = None,
     ) -> None:
         self.config = config
         self.pool = pool
@@ -83,6 +87,7 @@ class Forwarder:
         self.blobs = blobs
         self.records = records
         self.observer = observer
+        self.guardrails = guardrails
 
     def __call__(
         self, environ: dict[str, Any], start_response: StartResponse, route: Route
@@ -116,6 +121,15 @@ class Forwarder:
         watch: Watch | None,
     ) -> Iterable[bytes]:
         self._check_loop(headers)
+        guard = None
+        if self.guardrails is not None:  # input stage, on the client's own format
+            guard = self.guardrails.begin(exchange.request_id, record, route, environ, headers)
+            if guard.answer is not None:
+                start_response(
+                    f"{guard.answer.status} {_reason(guard.answer.status)}", guard.answer.headers
+                )
+                self._finish(exchange, record, watch)
+                return [guard.answer.body]
         length = _content_length(environ)
         if length is not None and length > self.config.max_request_body:
             raise errors.PayloadTooLarge(
@@ -134,6 +148,8 @@ class Forwarder:
                 record.request_body = tap.finish()
             record.bytes_in = tap.size if tap is not None else (length or 0)
         exchange.first_byte_at = time.time()
+        if guard is not None:  # output stage: the reply as the client will see it
+            response = guard.output(conn, response)
         response_headers = response.getheaders()
         record.status = response.status
         record.response_headers = redact_headers(response_headers)
@@ -430,7 +446,7 @@ class ResponseBody:
             record.outcome = stopped or Outcome.CLIENT_DISCONNECTED
             record.error_kind = str(record.outcome)
             record.error_message = "the response was not delivered in full"
-        elif self._complete and record.status is not None and record.status >= 400:
+        elif self._complete and record.outcome == Outcome.COMPLETED and (record.status or 0) >= 400:
             record.outcome = Outcome.UPSTREAM_ERROR
             record.error_kind = "upstream_status"
         self._response.close()  # lets http.client send the next request on this connection

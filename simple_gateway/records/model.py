@@ -55,6 +55,45 @@ class BodyCapture:
 
 
 @dataclass
+class GuardrailRun:
+    """One execution of one guardrail on one exchange (a row of `guardrail_runs`)."""
+
+    id: str
+    started_at: float
+    guardrail: str
+    type: str
+    stage: str  # "input" | "output"
+    priority: int
+    verdict: str  # pass, block, redact, replace, error, timeout, cancelled
+    enforced: bool
+    duration_ms: float
+    reason: str | None = None
+    score: float | None = None
+    error: str | None = None
+    original_text: str | None = None
+    override_text: str | None = None
+
+    def to_row(self, record_id: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "record_id": record_id,
+            "started_at": iso(self.started_at),
+            "guardrail": self.guardrail,
+            "type": self.type,
+            "stage": self.stage,
+            "priority": self.priority,
+            "verdict": self.verdict,
+            "enforced": self.enforced,
+            "reason": self.reason,
+            "score": self.score,
+            "duration_ms": round(self.duration_ms, 3),
+            "error": self.error,
+            "original_text": _clean(self.original_text),
+            "override_text": _clean(self.override_text),
+        }
+
+
+@dataclass
 class Record:
     """One exchange through the gateway."""
 
@@ -93,6 +132,8 @@ class Record:
     cost_usd: float | None = None
     cost_status: str | None = None
     files: list[FileRef] = field(default_factory=list)
+    blocked_by: str | None = None  # the guardrail that refused the exchange
+    guardrail_runs: list[GuardrailRun] = field(default_factory=list)
     # Secret values the request carried, to scrub from stored bodies; never stored.
     secrets: list[str] = field(default_factory=list, repr=False)
 
@@ -134,7 +175,12 @@ class Record:
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "response_sha256": self.response_sha256,
+            "blocked_by": self.blocked_by,
         }
+
+    def guardrail_rows(self) -> list[dict[str, Any]]:
+        """Rows of the `guardrail_runs` table for this record."""
+        return [run.to_row(self.id) for run in self.guardrail_runs]
 
     def file_rows(self) -> list[dict[str, Any]]:
         """Rows of the `files` table for this record: its body files, then extracted ones."""
@@ -168,6 +214,10 @@ def _body_columns(prefix: str, body: BodyCapture) -> dict[str, Any]:
         f"{prefix}_content_type": body.content_type,
         f"{prefix}_file_id": body.file.id if body.file else None,
     }
+
+
+def _clean(text: str | None) -> str | None:
+    return None if text is None else text.replace("\x00", "\\u0000")
 
 
 def decode_text(data: bytes) -> str:

@@ -49,7 +49,11 @@ class Store(Protocol):
         ...
 
     def write_batch(self, requests: Sequence[Row], files: Sequence[Row]) -> None:
-        """Insert rows in one transaction; a row whose id is already stored is skipped."""
+        """Insert rows in one transaction; a row whose id is already stored is skipped.
+
+        A request row may carry its guardrail runs under `GUARDRAIL_RUNS`; they are
+        inserted into `guardrail_runs` in the same transaction.
+        """
         ...
 
     def purge_before(self, cutoff_iso: str) -> list[str]:
@@ -65,6 +69,31 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+# A request row may carry the rows of its guardrail runs under this key, so that they
+# travel with it through the writer, the spool and replay, and are inserted with it.
+GUARDRAIL_RUNS = "guardrail_runs"
+
+
+def split_guardrail_runs(requests: Sequence[Row]) -> tuple[list[Row], list[Row]]:
+    """The request rows without their guardrail runs, and the runs' rows."""
+    plain: list[Row] = []
+    runs: list[Row] = []
+    for row in requests:
+        if GUARDRAIL_RUNS in row:
+            row = dict(row)
+            runs.extend(row.pop(GUARDRAIL_RUNS) or [])
+        plain.append(row)
+    return plain, runs
+
+
+def purge_guardrail_runs_sql(doomed: str) -> str:
+    """A DELETE of the guardrail runs of doomed requests (run it before deleting them)."""
+    return (
+        "DELETE FROM guardrail_runs WHERE record_id IN "
+        f"(SELECT id FROM requests WHERE {doomed.format(t='')})"
+    )
 
 
 def group_by_columns(rows: Sequence[Row]) -> list[tuple[tuple[str, ...], list[Row]]]:

@@ -26,7 +26,9 @@ from simple_gateway.store.base import (
     StoreUnavailable,
     group_by_columns,
     purge_files_sql,
+    purge_guardrail_runs_sql,
     row_values,
+    split_guardrail_runs,
     utc_iso,
 )
 from simple_gateway.store.migrate import migrate_postgres
@@ -76,9 +78,11 @@ class PostgresStore:
     def write_batch(self, requests: Sequence[Row], files: Sequence[Row]) -> None:
         if not requests and not files:
             return
+        requests, runs = split_guardrail_runs(requests)
+        tables = (("requests", requests), ("files", files), ("guardrail_runs", runs))
         groups = [
             (table, columns, rows)
-            for table, table_rows in (("requests", requests), ("files", files))
+            for table, table_rows in tables
             for columns, rows in group_by_columns(table_rows)
         ]
 
@@ -176,6 +180,7 @@ def _purge(
     with conn.cursor() as cur:
         cur.execute(purge_files_sql(doomed, created_before), params)
         paths = [path for (path,) in cur.fetchall()]
+        cur.execute(purge_guardrail_runs_sql(doomed), params)
         cur.execute(f"DELETE FROM requests WHERE {doomed.format(t='')}", params)
     return paths
 

@@ -36,7 +36,9 @@ from simple_gateway.store.base import (
     StoreUnavailable,
     group_by_columns,
     purge_files_sql,
+    purge_guardrail_runs_sql,
     row_values,
+    split_guardrail_runs,
     utc_iso,
 )
 from simple_gateway.store.migrate import migrate_sqlite
@@ -100,12 +102,16 @@ class SqliteStore:
         """
         if not requests and not files:
             return
-        request_groups = group_by_columns(requests)
-        file_groups = group_by_columns(files)
+        requests, runs = split_guardrail_runs(requests)
+        tables = (
+            ("requests", group_by_columns(requests)),
+            ("files", group_by_columns(files)),
+            ("guardrail_runs", group_by_columns(runs)),
+        )
 
         def write(conn: sqlite3.Connection) -> None:
             with _write_transaction(conn):
-                for table, groups in (("requests", request_groups), ("files", file_groups)):
+                for table, groups in tables:
                     for columns, rows in groups:
                         conn.executemany(_insert_sql(table, columns), row_values(columns, rows))
 
@@ -267,6 +273,7 @@ def _purge(
     conn: sqlite3.Connection, doomed: str, params: dict[str, str], created_before: str | None
 ) -> list[str]:
     deleted = conn.execute(purge_files_sql(doomed, created_before), params).fetchall()
+    conn.execute(purge_guardrail_runs_sql(doomed), params)
     conn.execute(f"DELETE FROM requests WHERE {doomed.format(t='')}", params)
     return [path for (path,) in deleted]
 
