@@ -32,7 +32,7 @@ class FileRef:
     """A body (or part of one) kept as a file under FILE_STORAGE_PATH."""
 
     id: str
-    request_id: str
+    record_id: str  # requests.id of the exchange (not its x-request-id)
     direction: str  # "request" | "response"
     kind: str  # "body" | "image"
     path: str  # relative to FILE_STORAGE_PATH
@@ -52,6 +52,7 @@ class BodyCapture:
     content_type: str | None = None
     content_encoding: str | None = None
     file: FileRef | None = None
+    missing: str | None = None  # why the body is not kept in full (disk error, refused body)
 
 
 @dataclass
@@ -134,6 +135,8 @@ class Record:
     files: list[FileRef] = field(default_factory=list)
     blocked_by: str | None = None  # the guardrail that refused the exchange
     guardrail_runs: list[GuardrailRun] = field(default_factory=list)
+    # Why parts of the record are missing (an image not saved); added to error_message.
+    notes: list[str] = field(default_factory=list)
     # Secret values the request carried, to scrub from stored bodies; never stored.
     secrets: list[str] = field(default_factory=list, repr=False)
 
@@ -170,13 +173,19 @@ class Record:
             "cost_usd": self.cost_usd,
             "cost_status": self.cost_status,
             "error_kind": self.error_kind,
-            "error_message": self.error_message,
+            "error_message": self._error_message(),
             "outcome": str(self.outcome),
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "response_sha256": self.response_sha256,
             "blocked_by": self.blocked_by,
         }
+
+    def _error_message(self) -> str | None:
+        """The error, then why any body or file the record should hold is missing."""
+        notes = [c.missing for c in (self.request_body, self.response_body) if c.missing]
+        parts = [p for p in (self.error_message, *notes, *self.notes) if p]
+        return "; ".join(parts) if parts else None
 
     def guardrail_rows(self) -> list[dict[str, Any]]:
         """Rows of the `guardrail_runs` table for this record."""
