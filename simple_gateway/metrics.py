@@ -96,6 +96,25 @@ class GatewayMetrics:
             ["provider", "status_class", "outcome"],
             registry=self.registry,
         )
+        self._attempts = Counter(
+            "gateway_deployment_attempts_total",
+            "Upstream attempts of routed requests, by deployment and outcome "
+            "(answered, retried, gave_up).",
+            ["deployment", "outcome"],
+            registry=self.registry,
+        )
+        self._failures = Counter(
+            "gateway_deployment_failures_total",
+            "Failed upstream attempts of routed requests, by deployment and kind.",
+            ["deployment", "error_kind"],
+            registry=self.registry,
+        )
+        self._cooldowns = Counter(
+            "gateway_deployment_cooldowns_total",
+            "Times a deployment was taken out of rotation after a failure.",
+            ["deployment"],
+            registry=self.registry,
+        )
         self._duration = Histogram(
             "gateway_request_duration_seconds",
             "Time from the request's arrival to the end of the response.",
@@ -143,6 +162,13 @@ class GatewayMetrics:
     def exchange_finished(self, record: Record) -> None:
         duration = None if record.ended_at is None else record.ended_at - record.started_at
         self.request_finished(record.provider, record.status, str(record.outcome), duration)
+        for attempt in record.attempts:
+            self._attempts.labels(attempt.deployment, attempt.outcome).inc()
+            if attempt.error_kind is not None:
+                self._failures.labels(attempt.deployment, attempt.error_kind).inc()
+
+    def deployment_cooled(self, deployment: str) -> None:
+        self._cooldowns.labels(deployment).inc()
 
     def request_finished(
         self, provider: str, status: int | None, outcome: str, duration: float | None

@@ -57,8 +57,20 @@ def _guardrails(settings: Settings) -> None:
         raise SettingsError(str(exc)) from None
 
 
+def _models(settings: Settings) -> None:
+    from simple_gateway.providers import register_builtin_types
+    from simple_gateway.routing.config import parse_models
+    from simple_gateway.translate.formats import register_builtin_formats
+
+    register_builtin_types()
+    register_builtin_formats()
+    parse_models(
+        settings.sections.get("models"), settings.sections.get("routing"), settings.providers
+    )
+
+
 # One entry per feature that reads configuration; each runs in the order listed.
-CHECKS: tuple[Check, ...] = (_providers, _prices, _database, _guardrails)
+CHECKS: tuple[Check, ...] = (_providers, _prices, _database, _models, _guardrails)
 
 
 def preflight(settings: Settings) -> None:

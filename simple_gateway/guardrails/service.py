@@ -36,6 +36,7 @@ from simple_gateway.records.enrich import decode_content
 from simple_gateway.records.model import BodyCapture, GuardrailRun, Record
 from simple_gateway.records.model import Outcome as RecordOutcome
 from simple_gateway.settings import Settings
+from simple_gateway.translate.base import BodyTransform
 
 _READ = 64 * 1024
 
@@ -228,16 +229,26 @@ class ExchangeGuard:
 
     # -- the reply -----------------------------------------------------------------
 
-    def output(self, conn: UpstreamConnection, response: Response) -> Response:
-        """The response the forwarder relays: the provider's, checked, or a refusal."""
-        from simple_gateway.guardrails.stream import StreamGuard
-
+    def output(
+        self, conn: UpstreamConnection, response: Response, transform: BodyTransform | None
+    ) -> tuple[Response, BodyTransform | None]:
+        """The response the forwarder relays (the provider's, checked, or a refusal), and
+        the translation still to apply to it (None once the guard has applied it)."""
         if self.format is None or not 200 <= response.status < 300:
-            return response
-        self._conn = conn
+            return response, transform
         entries = self.applicable(self.guardrails.output.entries)
         if not entries:
-            return response
+            return response, transform
+        if transform is not None:  # check the reply as the client will get it
+            response = cast(Response, Translated(response, transform))
+        return self._checked(conn, response, entries), None
+
+    def _checked(
+        self, conn: UpstreamConnection, response: Response, entries: list[Entry]
+    ) -> Response:
+        from simple_gateway.guardrails.stream import StreamGuard
+
+        self._conn = conn
         content_type = (response.getheader("Content-Type") or "").lower()
         if content_type.startswith("text/event-stream"):
             return cast(Response, StreamGuard(self, entries, conn, response))
@@ -341,6 +352,57 @@ class _Replacement:
         data = self._rest.read1(n)
         self.length = self._rest.length or 0
         return data
+
+    def close(self) -> None:
+        self._upstream.close()
+
+
+class Translated:
+    """The provider's response seen through the routing layer's translation to the client's
+    format, so output guardrails check what the client will get."""
+
+    _REPLACED = frozenset({"content-type", "content-length", "content-encoding"})
+
+    def __init__(self, upstream: Response, transform: BodyTransform) -> None:
+        self._upstream = upstream
+        self._transform = transform
+        self.status = upstream.status
+        self.reason = upstream.reason
+        self.length = 0
+        self._headers = [
+            (n, v) for n, v in upstream.getheaders() if n.lower() not in self._REPLACED
+        ]
+        self._headers.append(("Content-Type", transform.content_type))
+        self._done = False
+
+    def getheaders(self) -> list[tuple[str, str]]:
+        return self._headers
+
+    def getheader(self, name: str, default: str | None = None) -> str | None:
+        lowered = name.lower()
+        return next((v for n, v in self._headers if n.lower() == lowered), default)
+
+    def read(self, amt: int) -> bytes:
+        parts, size = [], 0
+        while size < amt:
+            chunk = self.read1(amt - size)
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+        return b"".join(parts)
+
+    def read1(self, n: int = -1) -> bytes:
+        while not self._done:
+            chunk = self._upstream.read1(n)
+            if not chunk:
+                self._done = True
+                self.length = self._upstream.length or 0
+                return self._transform.finish()
+            out = self._transform.feed(chunk)
+            if out:
+                return out
+        return b""
 
     def close(self) -> None:
         self._upstream.close()

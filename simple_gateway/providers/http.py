@@ -41,6 +41,10 @@ class AnthropicProvider(HTTPProvider):
     """api.anthropic.com: keys travel in `x-api-key`."""
 
 
+class GeminiProvider(HTTPProvider):
+    """generativelanguage.googleapis.com: keys travel in `x-goog-api-key`."""
+
+
 class CompatibleProvider(HTTPProvider):
     """Any OpenAI-compatible server (Ollama, vLLM, LM Studio, ...)."""
 
@@ -49,6 +53,7 @@ def register_builtin_types() -> None:
     for type_name, cls in (
         ("openai", OpenAIProvider),
         ("anthropic", AnthropicProvider),
+        ("gemini", GeminiProvider),
         ("compatible", CompatibleProvider),
     ):
         register_provider_type(type_name, cls.from_config, cls.OPTIONS)

@@ -43,6 +43,23 @@ class FileRef:
 
 
 @dataclass
+class AttemptRow:
+    """One upstream attempt of a routed exchange: a row of the `attempts` table."""
+
+    id: str
+    attempt: int
+    deployment: str
+    provider: str
+    model: str
+    started_at: str
+    duration_ms: float | None
+    status: int | None
+    outcome: str  # 'answered' | 'retried' | 'failed_over' | 'failed'
+    error_kind: str | None = None
+    error_message: str | None = None
+
+
+@dataclass
 class BodyCapture:
     """A body as recorded: an inline copy (possibly a preview) and/or a file."""
 
@@ -137,6 +154,12 @@ class Record:
     guardrail_runs: list[GuardrailRun] = field(default_factory=list)
     # Why parts of the record are missing (an image not saved); added to error_message.
     notes: list[str] = field(default_factory=list)
+    # Filled by model routing (provider/model names and aliases); None for a pass-through.
+    alias: str | None = None
+    deployment: str | None = None
+    upstream_request_body: str | None = None
+    gateway_key: str | None = None
+    attempts: list[AttemptRow] = field(default_factory=list)
     # Secret values the request carried, to scrub from stored bodies; never stored.
     secrets: list[str] = field(default_factory=list, repr=False)
 
@@ -179,6 +202,11 @@ class Record:
             "bytes_out": self.bytes_out,
             "response_sha256": self.response_sha256,
             "blocked_by": self.blocked_by,
+            "alias": self.alias,
+            "deployment": self.deployment,
+            "attempts": len(self.attempts) or None,
+            "upstream_request_body": self.upstream_request_body,
+            "gateway_key": self.gateway_key,
         }
 
     def _error_message(self) -> str | None:
@@ -187,14 +215,22 @@ class Record:
         parts = [p for p in (self.error_message, *notes, *self.notes) if p]
         return "; ".join(parts) if parts else None
 
-    def guardrail_rows(self) -> list[dict[str, Any]]:
-        """Rows of the `guardrail_runs` table for this record."""
-        return [run.to_row(self.id) for run in self.guardrail_runs]
-
     def file_rows(self) -> list[dict[str, Any]]:
         """Rows of the `files` table for this record: its body files, then extracted ones."""
         bodies = [c.file for c in (self.request_body, self.response_body) if c.file is not None]
         return [asdict(f) for f in [*bodies, *self.files]]
+
+    def related_rows(self) -> list[dict[str, Any]]:
+        """Rows of other tables that belong to this record, each naming its table in `_table`.
+
+        They travel with the files rows through the writer and the spool, so a record and
+        everything that belongs to it are written in one batch.
+        """
+        attempts = [
+            {"_table": "attempts", "record_id": self.id, **asdict(a)} for a in self.attempts
+        ]
+        runs = [{"_table": "guardrail_runs", **run.to_row(self.id)} for run in self.guardrail_runs]
+        return attempts + runs
 
 
 def iso(ts: float | None) -> str | None:

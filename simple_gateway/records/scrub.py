@@ -30,7 +30,13 @@ class SecretScrubber:
         for capture in (record.request_body, record.response_body):
             capture.inline = scrub_bytes(capture.inline, secrets)
             self._scrub_file(capture, secrets)
-        for name in ("response_text", "error_message", "upstream_url", "query"):
+        for name in (
+            "response_text",
+            "error_message",
+            "upstream_url",
+            "query",
+            "upstream_request_body",
+        ):
             value = getattr(record, name)
             if value:
                 setattr(record, name, scrub_text(value, secrets))

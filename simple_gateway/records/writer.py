@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from simple_gateway.records.model import Record, iso
 from simple_gateway.records.spool import Spool
-from simple_gateway.store.base import GUARDRAIL_RUNS, Row, RowRejected, Store, StoreUnavailable
+from simple_gateway.store.base import Row, RowRejected, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -547,8 +547,6 @@ def repair_row(row: Row) -> Row:
 
 
 def _repair_value(value: Any) -> Any:
-    if isinstance(value, list):  # a request row's guardrail runs
-        return [repair_row(v) if isinstance(v, dict) else _repair_value(v) for v in value]
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
@@ -575,9 +573,7 @@ def _rows_of(records: Sequence[Record]) -> tuple[list[Row], list[Row]]:
     files: list[Row] = []
     for record in records:
         try:
-            row, own = record.to_row(), record.file_rows()
-            if record.guardrail_runs:
-                row[GUARDRAIL_RUNS] = record.guardrail_rows()
+            row, own = record.to_row(), record.file_rows() + record.related_rows()
         except Exception as exc:
             log.exception("writer: record %s could not be turned into a row", record.id)
             identity = {key: getattr(record, key, None) for key in _IDENTITY}

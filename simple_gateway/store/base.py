@@ -51,8 +51,8 @@ class Store(Protocol):
     def write_batch(self, requests: Sequence[Row], files: Sequence[Row]) -> None:
         """Insert rows in one transaction; a row whose id is already stored is skipped.
 
-        A request row may carry its guardrail runs under `GUARDRAIL_RUNS`; they are
-        inserted into `guardrail_runs` in the same transaction.
+        `files` also carries the rows of other tables that belong to the records (attempts,
+        guardrail runs), each naming its table in `_table` (see `tables_of`).
         """
         ...
 
@@ -69,23 +69,6 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-# A request row may carry the rows of its guardrail runs under this key, so that they
-# travel with it through the writer, the spool and replay, and are inserted with it.
-GUARDRAIL_RUNS = "guardrail_runs"
-
-
-def split_guardrail_runs(requests: Sequence[Row]) -> tuple[list[Row], list[Row]]:
-    """The request rows without their guardrail runs, and the runs' rows."""
-    plain: list[Row] = []
-    runs: list[Row] = []
-    for row in requests:
-        if GUARDRAIL_RUNS in row:
-            row = dict(row)
-            runs.extend(row.pop(GUARDRAIL_RUNS) or [])
-        plain.append(row)
-    return plain, runs
 
 
 def purge_guardrail_runs_sql(doomed: str) -> str:
@@ -107,6 +90,25 @@ def group_by_columns(rows: Sequence[Row]) -> list[tuple[tuple[str, ...], list[Ro
             if not _IDENTIFIER.fullmatch(name):
                 raise ValueError(f"not a column name: {name!r}")
     return list(groups.items())
+
+
+RELATED_TABLES = frozenset({"files", "attempts", "guardrail_runs"})
+
+
+def tables_of(requests: Sequence[Row], files: Sequence[Row]) -> list[tuple[str, list[Row]]]:
+    """A batch as (table, rows) pairs: requests first, then files, then other related tables.
+
+    A related row names its table in `_table` (files rows need not); the key is not a column.
+    """
+    tables: dict[str, list[Row]] = {"requests": list(requests), "files": []}
+    for row in files:
+        table = row.get("_table", "files")
+        if table not in RELATED_TABLES:
+            raise ValueError(f"not a table records write: {table!r}")
+        tables.setdefault(table, []).append(
+            {k: v for k, v in row.items() if k != "_table"} if "_table" in row else row
+        )
+    return [(table, rows) for table, rows in tables.items() if rows]
 
 
 def row_values(columns: tuple[str, ...], rows: Sequence[Row]) -> Iterator[tuple[Any, ...]]:

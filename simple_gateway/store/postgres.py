@@ -28,7 +28,7 @@ from simple_gateway.store.base import (
     purge_files_sql,
     purge_guardrail_runs_sql,
     row_values,
-    split_guardrail_runs,
+    tables_of,
     utc_iso,
 )
 from simple_gateway.store.migrate import migrate_postgres
@@ -78,11 +78,9 @@ class PostgresStore:
     def write_batch(self, requests: Sequence[Row], files: Sequence[Row]) -> None:
         if not requests and not files:
             return
-        requests, runs = split_guardrail_runs(requests)
-        tables = (("requests", requests), ("files", files), ("guardrail_runs", runs))
         groups = [
             (table, columns, rows)
-            for table, table_rows in tables
+            for table, table_rows in tables_of(requests, files)
             for columns, rows in group_by_columns(table_rows)
         ]
 

@@ -38,7 +38,7 @@ from simple_gateway.store.base import (
     purge_files_sql,
     purge_guardrail_runs_sql,
     row_values,
-    split_guardrail_runs,
+    tables_of,
     utc_iso,
 )
 from simple_gateway.store.migrate import migrate_sqlite
@@ -102,12 +102,7 @@ class SqliteStore:
         """
         if not requests and not files:
             return
-        requests, runs = split_guardrail_runs(requests)
-        tables = (
-            ("requests", group_by_columns(requests)),
-            ("files", group_by_columns(files)),
-            ("guardrail_runs", group_by_columns(runs)),
-        )
+        tables = [(table, group_by_columns(rows)) for table, rows in tables_of(requests, files)]
 
         def write(conn: sqlite3.Connection) -> None:
             with _write_transaction(conn):
