@@ -35,8 +35,14 @@ def _prices(settings: Settings) -> None:
         raise SettingsError(f"prices: {exc}") from None
 
 
+def _dashboard(settings: Settings) -> None:
+    from simple_gateway.dashboard.auth import check_settings
+
+    check_settings(settings)
+
+
 # One entry per feature that reads configuration; each runs in the order listed.
-CHECKS: tuple[Check, ...] = (_providers, _prices)
+CHECKS: tuple[Check, ...] = (_providers, _prices, _dashboard)
 
 
 def preflight(settings: Settings) -> None:

@@ -93,6 +93,16 @@ SETTINGS: tuple[Setting, ...] = (
         "RETENTION_MAX_ROWS", _to_optional_int, "", "Keep at most this many records; empty: all."
     ),
     Setting("METRICS_ENABLED", _to_bool, "true", "Serve Prometheus metrics at /metrics."),
+    Setting(
+        "ADMIN_TOKEN",
+        str,
+        "",
+        "Dashboard login token; empty (and no ADMIN_USER): one is generated in the data folder.",
+    ),
+    Setting(
+        "ADMIN_USER", str, "", "Dashboard login name (with ADMIN_PASSWORD), instead of a token."
+    ),
+    Setting("ADMIN_PASSWORD", str, "", "Dashboard password for ADMIN_USER."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -144,6 +154,8 @@ class Settings:
         """Settings safe to show: DATABASE_URL loses its password."""
         shown = dict(self.values)
         shown["DATABASE_URL"] = _hide_password(shown["DATABASE_URL"])
+        for name in ("ADMIN_TOKEN", "ADMIN_PASSWORD"):
+            shown[name] = "***" if shown[name] else ""
         return shown
 
 

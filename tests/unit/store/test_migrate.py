@@ -24,6 +24,9 @@ from simple_gateway.store.postgres import PostgresStore
 from simple_gateway.store.sqlite import SqliteStore
 from tests.unit.store import fresh_postgres_database, make_row
 
+# Every migration the repository ships, in order (the same names for both dialects).
+SHIPPED = [m.name for m in discover("sqlite")]
+
 PROCESSES = 6
 VIEWS = ("recent_requests", "usage_by_model_day", "recent_errors")
 
@@ -134,10 +137,10 @@ def test_sqlite_statements_keep_semicolons_inside_strings_comments_and_triggers(
 def test_sqlite_migrations_apply_once(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "g.db", isolation_level=None)
     try:
-        assert migrate_sqlite(conn) == ["0001_initial"]
+        assert migrate_sqlite(conn) == SHIPPED
         assert migrate_sqlite(conn) == []
         history = conn.execute("SELECT name, applied_at FROM schema_migrations").fetchall()
-        assert [name for name, _ in history] == ["0001_initial"]
+        assert [name for name, _ in history] == SHIPPED
         assert history[0][1].endswith("+00:00")
     finally:
         conn.close()
@@ -200,10 +203,12 @@ def test_sqlite_processes_migrating_a_fresh_file_at_once(tmp_path: Path) -> None
     outcomes = _race("sqlite", path)
     assert [kind for kind, _ in outcomes] == ["ok"] * PROCESSES, outcomes
     applied = [names for _, names in outcomes]
-    assert sorted(applied, key=len) == [[]] * (PROCESSES - 1) + [["0001_initial"]]
+    assert sorted(applied, key=len) == [[]] * (PROCESSES - 1) + [SHIPPED]
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("SELECT name FROM schema_migrations").fetchall() == [("0001_initial",)]
+        assert conn.execute("SELECT name FROM schema_migrations").fetchall() == [
+            (name,) for name in SHIPPED
+        ]
     finally:
         conn.close()
 
@@ -215,14 +220,14 @@ def test_postgres_migrations_apply_once_and_need_a_transaction() -> None:
     with fresh_postgres_database() as url:
         conn = psycopg2.connect(url)
         try:
-            assert migrate_postgres(conn) == ["0001_initial"]
+            assert migrate_postgres(conn) == SHIPPED
             assert migrate_postgres(conn) == []
             conn.autocommit = True
             with pytest.raises(ValueError, match="autocommit"):
                 migrate_postgres(conn)
             with conn.cursor() as cur:
                 cur.execute("SELECT name FROM schema_migrations")
-                assert cur.fetchall() == [("0001_initial",)]
+                assert cur.fetchall() == [(name,) for name in SHIPPED]
         finally:
             conn.close()
 
@@ -255,12 +260,12 @@ def test_postgres_processes_migrating_a_fresh_database_at_once() -> None:
         outcomes = _race("postgres", url)
         assert [kind for kind, _ in outcomes] == ["ok"] * PROCESSES, outcomes
         applied = [names for _, names in outcomes]
-        assert sorted(applied, key=len) == [[]] * (PROCESSES - 1) + [["0001_initial"]]
+        assert sorted(applied, key=len) == [[]] * (PROCESSES - 1) + [SHIPPED]
         conn = psycopg2.connect(url)
         try:
             with conn.cursor() as cur:
                 cur.execute("SELECT name FROM schema_migrations")
-                assert cur.fetchall() == [("0001_initial",)]
+                assert cur.fetchall() == [(name,) for name in SHIPPED]
         finally:
             conn.close()
 

@@ -63,7 +63,7 @@ def test_opening_is_lazy_and_configures_the_file(db_path: str) -> None:
     store = SqliteStore(db_path)
     assert not Path(db_path).parent.exists()
     try:
-        assert store.migrate() == ["0001_initial"]
+        assert store.migrate()[0] == "0001_initial"
         conn = store._connection()
         pragmas = {
             name: conn.execute(f"PRAGMA {name}").fetchone()[0]
