@@ -48,6 +48,18 @@ class Dialect(Protocol):
 
     def search_parameter(self, text: str) -> str: ...
 
+    def search_page(
+        self,
+        select: str,
+        conditions: list[str],
+        params: list[Any],
+        text: str,
+        before: str,
+        limit: int,
+    ) -> tuple[str, list[Any]]:
+        """A page of search results, newest first; each row carries its `cursor`."""
+        ...
+
     def bucket(self, seconds: int) -> str:
         """An expression naming the time bucket of `requests.started_at`, as ISO text."""
         ...
@@ -68,7 +80,39 @@ class SqliteDialect:
         return text
 
     def search_condition(self) -> str:
-        return "rowid IN (SELECT rowid FROM requests_fts WHERE requests_fts MATCH ?)"
+        # Checked row by row (a seek into the index by rowid): cheap for the few rows of a
+        # live poll. A page of results goes the other way round, in search_page.
+        return (
+            "EXISTS (SELECT 1 FROM requests_fts WHERE requests_fts MATCH ? "
+            "AND requests_fts.rowid = requests.rowid)"
+        )
+
+    def search_page(
+        self,
+        select: str,
+        conditions: list[str],
+        params: list[Any],
+        text: str,
+        before: str,
+        limit: int,
+    ) -> tuple[str, list[Any]]:
+        """Walk the index newest rowid first and join each match: stops after `limit` rows.
+
+        Ordering by id instead would make SQLite collect every match first (seconds for a
+        common word in a million rows). Rowids follow insertion, so the order is the order
+        records were written; the cursor is a rowid, prefixed with `~`.
+        """
+        where = ["requests_fts MATCH ?", *conditions]
+        args: list[Any] = [self.search_parameter(text), *params]
+        if before.startswith("~") and before[1:].isdigit():
+            where.append("requests_fts.rowid < ?")
+            args.append(int(before[1:]))
+        sql = (
+            f"SELECT {select}, '~' || requests_fts.rowid AS cursor "
+            "FROM requests_fts JOIN requests ON requests.rowid = requests_fts.rowid "
+            f"WHERE {' AND '.join(where)} ORDER BY requests_fts.rowid DESC LIMIT ?"
+        )
+        return sql, [*args, limit]
 
     def search_parameter(self, text: str) -> str:
         # Each word becomes a quoted FTS5 string: no operator or column filter in the
@@ -110,6 +154,26 @@ class PostgresDialect:
 
     def search_parameter(self, text: str) -> str:
         return text
+
+    def search_page(
+        self,
+        select: str,
+        conditions: list[str],
+        params: list[Any],
+        text: str,
+        before: str,
+        limit: int,
+    ) -> tuple[str, list[Any]]:
+        where = [*conditions, self.search_condition()]
+        args: list[Any] = [*params, text]
+        if before:
+            where.append("id < ?")
+            args.append(before)
+        sql = (
+            f"SELECT {select}, id AS cursor FROM requests WHERE {' AND '.join(where)} "
+            "ORDER BY id DESC LIMIT ?"
+        )
+        return sql, [*args, limit]
 
     def bucket(self, seconds: int) -> str:
         unit = "day" if seconds >= 86_400 else "hour" if seconds >= 3_600 else "minute"

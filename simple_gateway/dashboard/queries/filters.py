@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlencode
 
 from simple_gateway.dashboard.db import Dialect
@@ -88,10 +89,13 @@ class RequestFilter:
         pairs.update(extra)
         return urlencode({k: v for k, v in pairs.items() if v})
 
-    def where(self, dialect: Dialect) -> tuple[list[str], list[object]]:
-        """SQL conditions (to be ANDed) on `requests` and their parameters."""
+    def where(self, dialect: Dialect, search: bool = True) -> tuple[list[str], list[Any]]:
+        """SQL conditions (to be ANDed) on `requests` and their parameters.
+
+        With `search=False` the text search is left out (for callers that search themselves).
+        """
         conditions: list[str] = []
-        params: list[object] = []
+        params: list[Any] = []
         if self.provider:
             conditions.append("provider = ?")
             params.append(self.provider)
@@ -114,7 +118,7 @@ class RequestFilter:
         if self.min_ms:
             conditions.append("duration_ms >= ?")
             params.append(float(self.min_ms))
-        if self.q:
+        if self.q and search:
             conditions.append(dialect.search_condition())
             params.append(dialect.search_parameter(self.q))
         return conditions, params

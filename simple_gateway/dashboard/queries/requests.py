@@ -62,15 +62,26 @@ def list_page(
     db: Database, filters: RequestFilter, before: str = "", limit: int = PAGE_SIZE
 ) -> Page:
     limit = max(1, min(limit, MAX_PAGE_SIZE))
-    conditions, params = filters.where(db.dialect)
-    if before:
-        conditions.append("id < ?")
-        params.append(before)
-    sql = f"SELECT {select_list(db)} FROM requests {_where(conditions)} ORDER BY id DESC LIMIT ?"
-    rows = db.query(sql, [*params, limit + 1])
+    if filters.q:
+        conditions, params = filters.where(db.dialect, search=False)
+        sql, args = db.dialect.search_page(
+            select_list(db), conditions, params, filters.q, before, limit + 1
+        )
+        rows = db.query(sql, args)
+        cursors = [row.pop("cursor") for row in rows]
+    else:
+        conditions, params = filters.where(db.dialect)
+        if before:
+            conditions.append("id < ?")
+            params.append(before)
+        sql = (
+            f"SELECT {select_list(db)} FROM requests {_where(conditions)} ORDER BY id DESC LIMIT ?"
+        )
+        rows = db.query(sql, [*params, limit + 1])
+        cursors = [row["id"] for row in rows]
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page([_shape(r) for r in rows], rows[-1]["id"] if more and rows else None)
+    return Page([_shape(r) for r in rows], cursors[limit - 1] if more else None)
 
 
 def live_rows(db: Database, filters: RequestFilter, after: str, ended_since: str) -> list[Row]:
