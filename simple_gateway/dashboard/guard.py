@@ -79,6 +79,12 @@ def require_login() -> Response | None:
     return None
 
 
+def is_admin_request() -> bool:
+    """Whether the current request carries the dashboard's admin credentials or session."""
+    session = current_dashboard().sessions.load(request.cookies.get(SESSION_COOKIE))
+    return session is not None or _header_credentials_valid()
+
+
 def _header_credentials_valid() -> bool:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
