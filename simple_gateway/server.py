@@ -112,6 +112,7 @@ def _banner_hook(settings: Settings) -> Callable[[Any], None]:
     def when_ready(server: Any) -> None:
         addresses = [str(listener) for listener in getattr(server, "LISTENERS", [])]
         print(banner(settings, addresses), file=sys.stderr, flush=True)
+        print_dashboard_banner(settings)
 
     return when_ready
 
@@ -196,3 +197,13 @@ def serve(settings: Settings) -> None:
     check_address_free(settings.host, settings.port)
     prepare_master()
     GatewayApplication(settings).run()
+
+
+def print_dashboard_banner(settings: Settings) -> None:
+    """The dashboard's address and how to log in; once per start, from the master."""
+    from simple_gateway.dashboard import banner_lines
+
+    shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "[::]") else settings.host
+    base_url = f"http://{_bracket(shown_host)}:{settings.port}"
+    for line in banner_lines(settings, base_url):
+        print(f"simple-gateway {line}", file=sys.stderr, flush=True)
