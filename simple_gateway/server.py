@@ -82,7 +82,8 @@ def describe_records(settings: Settings) -> str:
     if not settings.records_enabled:
         return "off (RECORDS_ENABLED=false)"
     if settings.database_url:
-        return f"PostgreSQL {hide_database_password(settings.database_url)}"
+        kind = "SQLite" if settings.database_url.lower().startswith("sqlite:") else "PostgreSQL"
+        return f"{kind} {hide_database_password(settings.database_url)}"
     return f"SQLite {os.path.abspath(settings.db_path)}"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
@@ -93,5 +94,8 @@ def test_the_console_script_is_the_cli_main():
     import tomllib
 
     pyproject = tomllib.loads((Path(cli.__file__).parents[1] / "pyproject.toml").read_text())
-    assert pyproject["project"]["scripts"]["simple-gateway"] == "simple_gateway.cli:main"
-    assert pyproject["build-system"]["build-backend"]
+    assert pyproject["build-system"]["build-backend"] == "setuptools.build_meta"
+    module, _, function = pyproject["project"]["scripts"]["simple-gateway"].partition(":")
+    entry = getattr(importlib.import_module(module), function)
+    assert entry is cli.main
+    assert entry(["check"]) == 0  # what the installed `simple-gateway check` runs
