@@ -82,8 +82,8 @@ class GatewayProcess:
             try:
                 if requests.get(f"{self.url}/health", timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or every worker still starting
             time.sleep(0.05)  # bounded poll for a child process to bind its port
         raise TimeoutError(f"gateway not healthy after {timeout}s:\n{self.logs()}")
 
