@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from simple_gateway.guardrails import Guardrails
 from simple_gateway.metrics import GatewayMetrics
 from simple_gateway.providers import Router, build_provider, register_builtin_types
 from simple_gateway.proxy.exchange import LiveExchanges
@@ -26,9 +27,12 @@ from simple_gateway.records.retention import Retention
 from simple_gateway.records.scrub import SecretScrubber
 from simple_gateway.records.spool import Spool
 from simple_gateway.records.writer import RecordWriter
+from simple_gateway.routing.config import parse_models
+from simple_gateway.routing.frontdoor import FrontDoor
 from simple_gateway.settings import Settings
 from simple_gateway.store.base import Store
 from simple_gateway.store.registry import open_store
+from simple_gateway.translate.formats import register_builtin_formats
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,22 @@ class Gateway:
         self.metrics = GatewayMetrics() if settings.metrics_enabled else None
         self.blobs = BlobStore(settings.file_storage_path) if settings.records_enabled else None
         self.writer = self._build_writer() if settings.records_enabled else None
+        register_builtin_formats()
+        self.front_door = FrontDoor(
+            parse_models(
+                settings.sections.get("models"),
+                settings.sections.get("routing"),
+                settings.providers,
+            ),
+            self.router.providers,
+            settings.providers,
+            default,
+            observer=self.metrics,
+            inline_limit=settings.body_inline_limit,
+        )
+        self.guardrails = Guardrails.from_settings(
+            settings, self.metrics.guardrail_run if self.metrics else None
+        )
         self.forwarder = Forwarder(
             ForwarderConfig(
                 instance_id=instance_id,
@@ -67,6 +87,8 @@ class Gateway:
             blobs=self.blobs,
             records=self.writer,
             observer=self.metrics,
+            front_door=self.front_door,
+            guardrails=self.guardrails,
         )
         self._started = False
         self._start_lock = threading.Lock()
@@ -113,6 +135,8 @@ class Gateway:
             self.watcher.start()
             if self.writer is not None:
                 self.writer.start()
+            if self.guardrails is not None:
+                self.guardrails.start()
             self._started = True
 
     def begin_shutdown(self, deadline: float) -> None:
@@ -135,6 +159,8 @@ class Gateway:
         self._drained.set()
         self.live.interrupt_all()
         self.watcher.stop()
+        if self.guardrails is not None:
+            self.guardrails.stop()
         if self.writer is not None:
             drained = self.writer.stop(timeout)
             if not drained:
