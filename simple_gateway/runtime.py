@@ -121,6 +121,7 @@ class Gateway:
             batch_size=settings.writer_batch_size,
             flush_interval=settings.writer_flush_interval,
             maintenance=Retention(self.blobs, settings.retention_days, settings.retention_max_rows),
+            busy=lambda: len(self.live) > 0,
         )
 
     @property

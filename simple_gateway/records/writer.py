@@ -10,6 +10,11 @@ row: a refused row is repaired and retried, and one refused even then is stored 
 minimal row with the original kept in the spool directory. Every record is counted once,
 as written, spooled or failed; while neither the store nor the spool can take a batch it
 waits in memory (bounded), and anything given up is logged with its ids.
+
+The writer shares the worker's interpreter with the request threads, so it converts a
+batch in slices of _SLICE records and, while exchanges are in flight (`busy`), pauses
+briefly between slices: a request waiting for the interpreter lock then gets it at once
+instead of after the writer's switch interval.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ _BACKOFF_MAX = 5.0
 _REPLAY_INTERVAL = 5.0  # how often to look for spool files that other processes left
 _MAX_TEXT_BYTES = 8 * 1024 * 1024
 _INT64 = (-(2**63), 2**63 - 1)
+_SLICE = 16  # records enriched and converted between two chances for requests to run
+_PAUSE = 0.0005  # seconds the writer stands aside after a slice while requests are in flight
 _IDENTITY = ("id", "request_id", "started_at", "provider", "method", "path", "status", "outcome")
 
 
@@ -83,6 +90,7 @@ class RecordWriter:
         flush_interval: float = 0.2,
         maintenance: Callable[[Store], None] | None = None,
         maintenance_interval: float = 600.0,
+        busy: Callable[[], bool] | None = None,
     ) -> None:
         self._open_store = open_store
         self._spool = spool
@@ -94,6 +102,7 @@ class RecordWriter:
         self._flush_interval = flush_interval
         self._maintenance = maintenance
         self._maintenance_interval = maintenance_interval
+        self._busy = busy
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()  # cuts a batch window short: batch full, or stopping
         # Guards everything below it that request threads touch.
@@ -222,9 +231,17 @@ class RecordWriter:
         return batch
 
     def _handle(self, records: list[Record]) -> None:
-        for record in records:
-            self._enrich_safely(record)
-        requests, files = _rows_of(records)
+        requests: list[Row] = []
+        files: list[Row] = []
+        for start in range(0, len(records), _SLICE):
+            part = records[start : start + _SLICE]
+            for record in part:
+                self._enrich_safely(record)
+            part_requests, part_files = _rows_of(part)
+            requests += part_requests
+            files += part_files
+            if self._busy is not None and self._busy():
+                time.sleep(_PAUSE)
         self._deliver(requests, files)
 
     def _deliver(self, requests: list[Row], files: list[Row]) -> None:
