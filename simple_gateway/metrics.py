@@ -159,7 +159,7 @@ class GatewayMetrics:
 
         return generate_latest(self._readable_registry()), CONTENT_TYPE_LATEST
 
-    def record_counters(self) -> dict[str, float]:
+    def record_counters(self) -> dict[str, int]:
         """Written, spooled, replayed and failed records, summed over every process."""
         totals = dict.fromkeys(_RECORD_EVENTS, 0.0)
         wanted = {f"gateway_records_{event}_total": event for event in _RECORD_EVENTS}
@@ -168,7 +168,7 @@ class GatewayMetrics:
                 event = wanted.get(sample.name)
                 if event is not None:
                     totals[event] += sample.value
-        return totals
+        return {event: round(count) for event, count in totals.items()}
 
     def _readable_registry(self) -> CollectorRegistry:
         if not os.environ.get(MULTIPROCESS_ENV):

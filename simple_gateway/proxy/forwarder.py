@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 from simple_gateway import errors
-from simple_gateway.ids import accept_client_id, new_id
+from simple_gateway.ids import ENVIRON_KEY, accept_client_id, new_id
 from simple_gateway.providers import Route
 from simple_gateway.proxy.capture import BodyTap
 from simple_gateway.proxy.exchange import Exchange, LiveExchanges
@@ -217,6 +217,8 @@ class Forwarder:
                 break
             sent += len(chunk)
             if sent > limit:
+                if tap is not None:
+                    tap.discard("request body over MAX_REQUEST_BODY_MB: not kept")
                 raise errors.PayloadTooLarge(
                     f"request body exceeds this gateway's limit of {limit} bytes "
                     "(MAX_REQUEST_BODY_MB)"
@@ -358,7 +360,8 @@ class Forwarder:
         """Record a request refused before any provider was chosen (an unknown route)."""
         headers = request_headers(environ)
         record_id = new_id()
-        exchange = Exchange(record_id, accept_client_id(headers.get("X-Request-Id")) or record_id)
+        request_id = environ.get(ENVIRON_KEY) or accept_client_id(headers.get("X-Request-Id"))
+        exchange = Exchange(record_id, request_id or record_id)
         record = self._new_record(exchange, environ, headers, "")
         record.status = error.status
         record.outcome = Outcome.GATEWAY_ERROR

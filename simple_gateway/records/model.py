@@ -32,7 +32,7 @@ class FileRef:
     """A body (or part of one) kept as a file under FILE_STORAGE_PATH."""
 
     id: str
-    request_id: str
+    record_id: str  # requests.id of the exchange (not its x-request-id)
     direction: str  # "request" | "response"
     kind: str  # "body" | "image"
     path: str  # relative to FILE_STORAGE_PATH
@@ -69,6 +69,7 @@ class BodyCapture:
     content_type: str | None = None
     content_encoding: str | None = None
     file: FileRef | None = None
+    missing: str | None = None  # why the body is not kept in full (disk error, refused body)
 
 
 @dataclass
@@ -110,6 +111,8 @@ class Record:
     cost_usd: float | None = None
     cost_status: str | None = None
     files: list[FileRef] = field(default_factory=list)
+    # Why parts of the record are missing (an image not saved); added to error_message.
+    notes: list[str] = field(default_factory=list)
     # Filled by model routing (provider/model names and aliases); None for a pass-through.
     alias: str | None = None
     deployment: str | None = None
@@ -152,7 +155,7 @@ class Record:
             "cost_usd": self.cost_usd,
             "cost_status": self.cost_status,
             "error_kind": self.error_kind,
-            "error_message": self.error_message,
+            "error_message": self._error_message(),
             "outcome": str(self.outcome),
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
@@ -163,6 +166,12 @@ class Record:
             "upstream_request_body": self.upstream_request_body,
             "gateway_key": self.gateway_key,
         }
+
+    def _error_message(self) -> str | None:
+        """The error, then why any body or file the record should hold is missing."""
+        notes = [c.missing for c in (self.request_body, self.response_body) if c.missing]
+        parts = [p for p in (self.error_message, *notes, *self.notes) if p]
+        return "; ".join(parts) if parts else None
 
     def file_rows(self) -> list[dict[str, Any]]:
         """Rows of the `files` table for this record: its body files, then extracted ones."""

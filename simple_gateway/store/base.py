@@ -132,29 +132,18 @@ def utc_iso(value: str) -> str:
 def purge_files_sql(doomed: str, created_before: str | None) -> str:
     """A DELETE of the files rows of doomed requests, returning their paths; for both dialects.
 
-    `doomed` is a condition on a requests row, in the dialect's parameter style, with `{t}`
-    where a table alias goes. A files row belongs to a doomed exchange when a doomed row
-    names it as its request or response file, or when its request_id is a doomed row's id or
-    request_id and no kept row has that id too (x-request-id values can repeat across
-    exchanges). With `created_before`, files rows created before that instant go as well.
-    Run it before deleting the requests rows themselves, in the same transaction.
+    `doomed` is a condition on a requests row, in the dialect's parameter style. A files
+    row belongs to a doomed exchange when a doomed row names it as its request or response
+    file, or when its record_id is a doomed row's id. With `created_before`, files rows
+    created before that instant go as well. Run it before deleting the requests rows
+    themselves, in the same transaction.
     """
-    rows = doomed.format(t="")
-    kept = doomed.format(t="kept.")
     older = f"created_at < {created_before} OR " if created_before else ""
     return f"""
         DELETE FROM files
         WHERE {older}
-            id IN (SELECT request_file_id FROM requests WHERE {rows})
-            OR id IN (SELECT response_file_id FROM requests WHERE {rows})
-            OR (
-                (request_id IN (SELECT id FROM requests WHERE {rows})
-                 OR request_id IN (SELECT request_id FROM requests WHERE {rows}))
-                AND NOT EXISTS (
-                    SELECT 1 FROM requests AS kept
-                    WHERE (kept.id = files.request_id OR kept.request_id = files.request_id)
-                      AND NOT ({kept})
-                )
-            )
+            id IN (SELECT request_file_id FROM requests WHERE {doomed})
+            OR id IN (SELECT response_file_id FROM requests WHERE {doomed})
+            OR record_id IN (SELECT id FROM requests WHERE {doomed})
         RETURNING path
     """

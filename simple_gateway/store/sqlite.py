@@ -120,7 +120,7 @@ class SqliteStore:
 
         def purge(conn: sqlite3.Connection) -> list[str]:
             with _write_transaction(conn):
-                return _purge(conn, "{t}started_at < :cutoff", {"cutoff": cutoff}, ":cutoff")
+                return _purge(conn, "started_at < :cutoff", {"cutoff": cutoff}, ":cutoff")
 
         return self._run(purge)
 
@@ -138,7 +138,7 @@ class SqliteStore:
                 if newest_dropped is None:
                     return []
                 started_at, row_id = newest_dropped
-                doomed = "({t}started_at < :s OR ({t}started_at = :s AND {t}id <= :i))"
+                doomed = "(started_at < :s OR (started_at = :s AND id <= :i))"
                 return _purge(conn, doomed, {"s": started_at, "i": row_id}, None)
 
         return self._run(purge)
@@ -267,7 +267,7 @@ def _purge(
     conn: sqlite3.Connection, doomed: str, params: dict[str, str], created_before: str | None
 ) -> list[str]:
     deleted = conn.execute(purge_files_sql(doomed, created_before), params).fetchall()
-    conn.execute(f"DELETE FROM requests WHERE {doomed.format(t='')}", params)
+    conn.execute(f"DELETE FROM requests WHERE {doomed}", params)
     return [path for (path,) in deleted]
 
 

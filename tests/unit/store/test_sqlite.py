@@ -282,7 +282,7 @@ def test_usage_by_model_day_adds_up(store: SqliteStore, db_path: str) -> None:
     assert first_day["errors"] == 2
     assert first_day["input_tokens"] == 181 * 4
     assert first_day["output_tokens"] == 96 * 4
-    assert first_day["unpriced_requests"] == 1
+    assert first_day["unpriced_requests"] == 0  # a priced model: the 500 without usage is no_usage
     assert first_day["cost_usd"] == pytest.approx(0.0000847 * 4)
     assert first_day["avg_duration_ms"] == 1200.0
     claude = by_key[("2026-11-19", "anthropic", "claude-sonnet-4")]
