@@ -449,11 +449,10 @@ def test_models_list_adds_the_aliases_and_passes_the_query(routed, upstream):
 def test_routed_exchanges_are_recorded_with_both_bodies_and_attempts(routed):
     client = client_of(routed)
     marker = "record-me-please"
-    client.chat.completions.create(
-        model="claude",
-        messages=[{"role": "user", "content": marker}],
-        stream=True,
-    ).close()
+    stream = client.chat.completions.create(
+        model="claude", messages=[{"role": "user", "content": marker}], stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     reply = client.chat.completions.create(
         model="flash", messages=[{"role": "user", "content": marker}]
     )
