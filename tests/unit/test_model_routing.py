@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 from collections import Counter
 from pathlib import Path
@@ -330,11 +331,12 @@ def test_attempt_rows_are_written_with_their_request_through_the_spool(tmp_path:
     assert spool.replay(store.write_batch) == 1
     store.write_batch(requests, related)  # a replayed batch again: nothing duplicated
     spool.close()
-    store.close()
-    import sqlite3
-
     with sqlite3.connect(tmp_path / "g.db") as conn:
         row = conn.execute("select alias, deployment, attempts from requests").fetchone()
         attempts = conn.execute("select record_id, attempt, outcome from attempts").fetchall()
     assert row == ("smart", "openai/gpt-4o", 2)
     assert sorted(attempts) == [(record.id, 1, "retried"), (record.id, 2, "answered")]
+    store.purge_keep_newest(0)  # retention takes the attempts with their request
+    store.close()
+    with sqlite3.connect(tmp_path / "g.db") as conn:
+        assert conn.execute("select count(*) from attempts").fetchone() == (0,)
