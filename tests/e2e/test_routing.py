@@ -66,8 +66,25 @@ def start_routed(
     return start_gateway({"GATEWAY_CONFIG": str(path)}, name=name)
 
 
+_clients: dict[str, openai.OpenAI] = {}
+
+
 def client_of(gateway: GatewayProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY, max_retries=0)
+    """One SDK client per gateway, closed when the module ends (no socket left to the GC)."""
+    client = _clients.get(gateway.url)
+    if client is None:
+        client = _clients[gateway.url] = openai.OpenAI(
+            base_url=f"{gateway.url}/v1", api_key=KEY, max_retries=0
+        )
+    return client
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    for client in _clients.values():
+        client.close()
+    _clients.clear()
 
 
 def db_of(gateway: GatewayProcess) -> Path:
