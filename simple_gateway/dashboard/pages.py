@@ -216,7 +216,7 @@ def login() -> Any:
         token_file=dashboard.credentials.token_file,
         next=_safe_next(request.values.get("next", "")),
     )
-    response = Response(page, status=401 if error else 200)
+    response = Response(page, status=401 if error else 200, mimetype="text/html")
     _set_cookie(response, LOGIN_CSRF_COOKIE, cookie, 3600, path="/dashboard")
     return response
 
