@@ -82,12 +82,28 @@ class Canary:
         self.server.server_close()
 
 
+GUARDRAILS = """
+guardrails:
+  input:
+    - {name: pii, type: pii, action: redact, entities: [email], priority: 0}
+    - {name: no-forbidden, type: keywords, words: [forbiddenword], action: block, priority: 0}
+"""
+
+
 @pytest.fixture(scope="module")
 def dash_gateway(
     upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
-    env = {**upstream_env(upstream), "ADMIN_TOKEN": ADMIN_TOKEN, "WORKERS": "2"}
-    with GatewayProcess(tmp_path_factory.mktemp("dashboard-browser"), env) as gateway:
+    workdir = tmp_path_factory.mktemp("dashboard-browser")
+    config = workdir / "gateway.yaml"
+    config.write_text(GUARDRAILS)
+    env = {
+        **upstream_env(upstream),
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "WORKERS": "2",
+        "GATEWAY_CONFIG": str(config),
+    }
+    with GatewayProcess(workdir, env) as gateway:
         yield gateway
 
 
@@ -265,17 +281,37 @@ def test_playground_streams_a_reply_that_links_to_its_record(
 def test_usage_and_guardrails_pages_render(page: Any, dash_gateway: GatewayProcess) -> None:
     base = dash_gateway.url
     _client(dash_gateway).chat.completions.create(
-        model="gpt-4o", messages=[{"role": "user", "content": "usage please"}]
+        model="gpt-4o", messages=[{"role": "user", "content": "usagecheck7 please"}]
     )
-    wait_rows(base, {"q": "usage"}, 1)
+    wait_rows(base, {"q": "usagecheck7"}, 1)
     page.goto(f"{base}/dashboard/usage?range=1h")
     page.locator("#chart-rate canvas").wait_for()
     page.locator("#chart-latency canvas").wait_for()
-    assert page.locator("table.list").first.locator("tbody tr").count() >= 1
+    by_model = page.locator("table.list").first.inner_text()
+    assert "gpt-4o\t" in by_model or "gpt-4o\n" in by_model, by_model
     page.screenshot(path=str(SHOTS / "usage.png"), full_page=True)
-    page.goto(f"{base}/dashboard/guardrails")
+    client = _client(dash_gateway)
+    client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "mail ada@example.com about the invoice"}],
+    )
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "tell me a forbiddenword"}]
+        )
+    wait_rows(base, {"outcome": "blocked"}, 1)
+    page.goto(f"{base}/dashboard/guardrails?range=1h")
     assert page.locator("h1").inner_text() == "Guardrails"
+    summary = page.locator("table.list").first.inner_text()
+    assert "no-forbidden" in summary and "pii" in summary
+    recent = page.locator("article.verdict")
+    assert recent.count() >= 2
     page.screenshot(path=str(SHOTS / "guardrails.png"), full_page=True)
+    page.goto(f"{base}/dashboard/?outcome=blocked")
+    page.locator("#rows tr.row td.path a").first.click()
+    page.wait_for_url("**/dashboard/requests/**")
+    assert "no-forbidden" in page.locator("main").inner_text()
+    page.screenshot(path=str(SHOTS / "detail-blocked.png"), full_page=True)
     assert page.console_errors == []
 
 
