@@ -50,6 +50,8 @@ class WriterObserver(Protocol):
 
     def queue_depth(self, n: int) -> None: ...
 
+    def records_held(self, n: int) -> None: ...
+
 
 class _Stop:
     """The sentinel that ends the writer thread."""
@@ -103,6 +105,7 @@ class RecordWriter:
         self._submitted = 0
         self._settled = 0
         self._counts = {"written": 0, "spooled": 0, "replayed": 0, "failed": 0}
+        self._held_count = 0  # records in memory that neither the store nor the spool took
         # Owned by the writer thread.
         self._store: Store | None = None
         self._migrated = False
@@ -175,6 +178,7 @@ class RecordWriter:
         return {
             **counts,
             "queue_depth": self._queue.qsize(),
+            "held": self._held_count,
             "store_available": self._store is not None,
         }
 
@@ -242,8 +246,7 @@ class RecordWriter:
     def _housekeeping(self) -> None:
         now = time.monotonic()
         if self._held and now >= self._retry_at:
-            held, self._held = self._held, []
-            for requests, files in held:
+            for requests, files in self._take_held():
                 self._deliver(requests, files)
         if self._store is None and now >= self._retry_at:
             self._connect()
@@ -280,14 +283,13 @@ class RecordWriter:
             else:
                 self._spill(batch, enrich=False)
         self._in_hand = []
-        held, self._held = self._held, []
-        for requests, files in held:
+        for requests, files in self._take_held():
             self._deliver(requests, files)
         if self._store is not None and time.monotonic() < self._deadline:
             self._replay()
         self._close_store()
         self._spool.close()
-        held, self._held = self._held, []
+        held = self._take_held()
         for requests, _ in held:
             log.error(
                 "writer: stopping; records %s could be neither stored nor spooled",
@@ -441,6 +443,19 @@ class RecordWriter:
             )
             self._count("failed", len(lost))
             self._settle(len(lost))
+        self._set_held(sum(len(r) for r, _ in self._held))
+
+    def _take_held(self) -> list[tuple[list[Row], list[Row]]]:
+        held, self._held = self._held, []
+        self._set_held(0)
+        return held
+
+    def _set_held(self, n: int) -> None:
+        with self._lock:
+            changed = n != self._held_count
+            self._held_count = n
+        if changed:
+            self._notify("records_held", n)
 
     def _spill(self, records: Sequence[Record], *, enrich: bool) -> bool:
         """Spool records from a thread other than the writer's (a full queue, a stop)."""
