@@ -19,7 +19,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from simple_gateway import errors
-from simple_gateway.ids import new_id
+from simple_gateway.ids import new_id, stamp_responses
 from simple_gateway.proxy.forwarder import raw_path
 from simple_gateway.proxy.paths import unsafe_path
 from simple_gateway.runtime import Gateway, current_gateway
@@ -45,7 +45,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 class ProxyDispatcher:
-    """Sends provider routes to the forwarder and everything else to Flask."""
+    """Sends provider routes to the forwarder and everything else to Flask.
+
+    The forwarder gives its responses their x-request-id itself; every other response
+    (pages, 404, 405, errors before any route was found) gets one here, once for all.
+    """
 
     def __init__(self, gateway: Gateway, fallback: WSGIApp) -> None:
         self.gateway = gateway
@@ -61,7 +65,7 @@ class ProxyDispatcher:
             return self._refuse_path(environ, start_response, segment)
         route = self.router.route(raw_path(environ), environ.get("QUERY_STRING", ""))
         if route is None:
-            return self.fallback(environ, start_response)
+            return self.fallback(environ, stamp_responses(environ, start_response))
         if not self.gateway.started:
             self.gateway.start()  # servers without the worker hooks start it on first use
         return self.forwarder(environ, start_response, route)

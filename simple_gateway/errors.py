@@ -2,6 +2,7 @@
 
 GatewayError
 ├── BadRequest            400 invalid_request_error
+├── Unauthorized          401 authentication_error / unauthorized
 ├── NotFound              404 invalid_request_error / unknown_route
 ├── PayloadTooLarge       413 invalid_request_error / request_too_large
 ├── LoopDetected          508 gateway_error / loop_detected
@@ -38,6 +39,10 @@ class GatewayError(Exception):
 
 class BadRequest(GatewayError):
     status, type, code = 400, "invalid_request_error", "bad_request"
+
+
+class Unauthorized(GatewayError):
+    status, type, code = 401, "authentication_error", "unauthorized"
 
 
 class NotFound(GatewayError):

@@ -100,6 +100,25 @@ class GatewayMetrics:
             ["provider", "status_class", "outcome"],
             registry=self.registry,
         )
+        self._attempts = Counter(
+            "gateway_deployment_attempts_total",
+            "Upstream attempts of routed requests, by deployment and outcome "
+            "(answered, retried, gave_up).",
+            ["deployment", "outcome"],
+            registry=self.registry,
+        )
+        self._failures = Counter(
+            "gateway_deployment_failures_total",
+            "Failed upstream attempts of routed requests, by deployment and kind.",
+            ["deployment", "error_kind"],
+            registry=self.registry,
+        )
+        self._cooldowns = Counter(
+            "gateway_deployment_cooldowns_total",
+            "Times a deployment was taken out of rotation after a failure.",
+            ["deployment"],
+            registry=self.registry,
+        )
         self._duration = Histogram(
             "gateway_request_duration_seconds",
             "Time from the request's arrival to the end of the response.",
@@ -129,6 +148,13 @@ class GatewayMetrics:
     def exchange_finished(self, record: Record) -> None:
         duration = None if record.ended_at is None else record.ended_at - record.started_at
         self.request_finished(record.provider, record.status, str(record.outcome), duration)
+        for attempt in record.attempts:
+            self._attempts.labels(attempt.deployment, attempt.outcome).inc()
+            if attempt.error_kind is not None:
+                self._failures.labels(attempt.deployment, attempt.error_kind).inc()
+
+    def deployment_cooled(self, deployment: str) -> None:
+        self._cooldowns.labels(deployment).inc()
 
     def request_finished(
         self, provider: str, status: int | None, outcome: str, duration: float | None
@@ -143,7 +169,7 @@ class GatewayMetrics:
 
         return generate_latest(self._readable_registry()), CONTENT_TYPE_LATEST
 
-    def record_counters(self) -> dict[str, float]:
+    def record_counters(self) -> dict[str, int]:
         """Written, spooled, replayed and failed records, summed over every process."""
         totals = dict.fromkeys(_RECORD_EVENTS, 0.0)
         wanted = {f"gateway_records_{event}_total": event for event in _RECORD_EVENTS}
@@ -152,7 +178,7 @@ class GatewayMetrics:
                 event = wanted.get(sample.name)
                 if event is not None:
                     totals[event] += sample.value
-        return totals
+        return {event: round(count) for event, count in totals.items()}
 
     def _readable_registry(self) -> CollectorRegistry:
         if not os.environ.get(MULTIPROCESS_ENV):

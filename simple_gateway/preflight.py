@@ -35,8 +35,33 @@ def _prices(settings: Settings) -> None:
         raise SettingsError(f"prices: {exc}") from None
 
 
+def _database(settings: Settings) -> None:
+    """DATABASE_URL names a store this gateway can open (nothing connects yet)."""
+    from simple_gateway.store.registry import open_store
+
+    if not settings.records_enabled:
+        return
+    try:
+        open_store(settings.database_url or None, settings.db_path)
+    except ValueError as exc:
+        name = "DATABASE_URL" if settings.database_url else "DB_PATH"
+        raise SettingsError(f"{name}: {exc}") from None
+
+
+def _models(settings: Settings) -> None:
+    from simple_gateway.providers import register_builtin_types
+    from simple_gateway.routing.config import parse_models
+    from simple_gateway.translate.formats import register_builtin_formats
+
+    register_builtin_types()
+    register_builtin_formats()
+    parse_models(
+        settings.sections.get("models"), settings.sections.get("routing"), settings.providers
+    )
+
+
 # One entry per feature that reads configuration; each runs in the order listed.
-CHECKS: tuple[Check, ...] = (_providers, _prices)
+CHECKS: tuple[Check, ...] = (_providers, _prices, _database, _models)
 
 
 def preflight(settings: Settings) -> None:

@@ -26,9 +26,12 @@ from simple_gateway.records.retention import Retention
 from simple_gateway.records.scrub import SecretScrubber
 from simple_gateway.records.spool import Spool
 from simple_gateway.records.writer import RecordWriter
+from simple_gateway.routing.config import parse_models
+from simple_gateway.routing.frontdoor import FrontDoor
 from simple_gateway.settings import Settings
 from simple_gateway.store.base import Store
 from simple_gateway.store.registry import open_store
+from simple_gateway.translate.formats import register_builtin_formats
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,19 @@ class Gateway:
         self.metrics = GatewayMetrics() if settings.metrics_enabled else None
         self.blobs = BlobStore(settings.file_storage_path) if settings.records_enabled else None
         self.writer = self._build_writer() if settings.records_enabled else None
+        register_builtin_formats()
+        self.front_door = FrontDoor(
+            parse_models(
+                settings.sections.get("models"),
+                settings.sections.get("routing"),
+                settings.providers,
+            ),
+            self.router.providers,
+            settings.providers,
+            default,
+            observer=self.metrics,
+            inline_limit=settings.body_inline_limit,
+        )
         self.forwarder = Forwarder(
             ForwarderConfig(
                 instance_id=instance_id,
@@ -67,6 +83,7 @@ class Gateway:
             blobs=self.blobs,
             records=self.writer,
             observer=self.metrics,
+            front_door=self.front_door,
         )
         self._started = False
         self._start_lock = threading.Lock()

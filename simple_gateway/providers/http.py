@@ -7,6 +7,7 @@ translation and usage rules can attach to a type without touching the router.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from simple_gateway.providers.base import register_provider_type
 from simple_gateway.settings import ProviderConfig
@@ -15,6 +16,9 @@ from simple_gateway.settings import ProviderConfig
 @dataclass(frozen=True)
 class HTTPProvider:
     """A provider reached by joining its base URL and the request path."""
+
+    # YAML keys this type reads beyond providers.base.COMMON_OPTIONS.
+    OPTIONS: ClassVar[frozenset[str]] = frozenset()
 
     name: str
     base_url: str
@@ -37,11 +41,19 @@ class AnthropicProvider(HTTPProvider):
     """api.anthropic.com: keys travel in `x-api-key`."""
 
 
+class GeminiProvider(HTTPProvider):
+    """generativelanguage.googleapis.com: keys travel in `x-goog-api-key`."""
+
+
 class CompatibleProvider(HTTPProvider):
     """Any OpenAI-compatible server (Ollama, vLLM, LM Studio, ...)."""
 
 
 def register_builtin_types() -> None:
-    register_provider_type("openai", OpenAIProvider.from_config)
-    register_provider_type("anthropic", AnthropicProvider.from_config)
-    register_provider_type("compatible", CompatibleProvider.from_config)
+    for type_name, cls in (
+        ("openai", OpenAIProvider),
+        ("anthropic", AnthropicProvider),
+        ("gemini", GeminiProvider),
+        ("compatible", CompatibleProvider),
+    ):
+        register_provider_type(type_name, cls.from_config, cls.OPTIONS)

@@ -113,6 +113,13 @@ class UpstreamConnection:
         conn.endheaders(message_body=body, encode_chunked=chunked)
         return conn.getresponse()
 
+    def use_timeout(self, seconds: float) -> None:
+        """Bound this exchange's connect and waits by `seconds` (a deployment's timeout)."""
+        self.http.timeout = min(self.http.timeout or seconds, seconds)
+        self.read_timeout = seconds
+        if self.http.sock is not None:
+            self.http.sock.settimeout(seconds)
+
     def abort(self) -> None:
         """Shut the socket down from any thread, waking a blocked send or read."""
         self._aborted = True
@@ -169,6 +176,10 @@ class UpstreamPool:
             conn.close()
             return
         conn.idle_since = time.monotonic()
+        if conn.read_timeout != self.read_timeout:  # a deployment's own timeout: restore
+            conn.read_timeout = self.read_timeout
+            conn.http.timeout = self.connect_timeout
+            conn.http.sock.settimeout(self.read_timeout)
         with self._lock:
             idle = self._idle.setdefault(conn.origin, deque())
             if len(idle) < self.max_idle:

@@ -146,7 +146,7 @@ class Enricher:
         if not isinstance(obj, dict):
             return
         if isinstance(obj.get("model"), str) and obj["model"]:
-            record.model = obj["model"]
+            record.model = record.model or obj["model"]  # a routed exchange names its deployment's
         if obj.get("stream") is True:
             record.stream = True
 

@@ -43,6 +43,23 @@ class FileRef:
 
 
 @dataclass
+class AttemptRow:
+    """One upstream attempt of a routed exchange: a row of the `attempts` table."""
+
+    id: str
+    attempt: int
+    deployment: str
+    provider: str
+    model: str
+    started_at: str
+    duration_ms: float | None
+    status: int | None
+    outcome: str  # 'answered' | 'retried' | 'failed_over' | 'failed'
+    error_kind: str | None = None
+    error_message: str | None = None
+
+
+@dataclass
 class BodyCapture:
     """A body as recorded: an inline copy (possibly a preview) and/or a file."""
 
@@ -96,6 +113,12 @@ class Record:
     files: list[FileRef] = field(default_factory=list)
     # Why parts of the record are missing (an image not saved); added to error_message.
     notes: list[str] = field(default_factory=list)
+    # Filled by model routing (provider/model names and aliases); None for a pass-through.
+    alias: str | None = None
+    deployment: str | None = None
+    upstream_request_body: str | None = None
+    gateway_key: str | None = None
+    attempts: list[AttemptRow] = field(default_factory=list)
     # Secret values the request carried, to scrub from stored bodies; never stored.
     secrets: list[str] = field(default_factory=list, repr=False)
 
@@ -137,6 +160,11 @@ class Record:
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "response_sha256": self.response_sha256,
+            "alias": self.alias,
+            "deployment": self.deployment,
+            "attempts": len(self.attempts) or None,
+            "upstream_request_body": self.upstream_request_body,
+            "gateway_key": self.gateway_key,
         }
 
     def _error_message(self) -> str | None:
@@ -149,6 +177,14 @@ class Record:
         """Rows of the `files` table for this record: its body files, then extracted ones."""
         bodies = [c.file for c in (self.request_body, self.response_body) if c.file is not None]
         return [asdict(f) for f in [*bodies, *self.files]]
+
+    def related_rows(self) -> list[dict[str, Any]]:
+        """Rows of other tables that belong to this record, each naming its table in `_table`.
+
+        They travel with the files rows through the writer and the spool, so a record and
+        everything that belongs to it are written in one batch.
+        """
+        return [{"_table": "attempts", "record_id": self.id, **asdict(a)} for a in self.attempts]
 
 
 def iso(ts: float | None) -> str | None:

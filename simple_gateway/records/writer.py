@@ -588,7 +588,7 @@ def _rows_of(records: Sequence[Record]) -> tuple[list[Row], list[Row]]:
     files: list[Row] = []
     for record in records:
         try:
-            row, own = record.to_row(), record.file_rows()
+            row, own = record.to_row(), record.file_rows() + record.related_rows()
         except Exception as exc:
             log.exception("writer: record %s could not be turned into a row", record.id)
             identity = {key: getattr(record, key, None) for key in _IDENTITY}

@@ -49,7 +49,11 @@ class Store(Protocol):
         ...
 
     def write_batch(self, requests: Sequence[Row], files: Sequence[Row]) -> None:
-        """Insert rows in one transaction; a row whose id is already stored is skipped."""
+        """Insert rows in one transaction; a row whose id is already stored is skipped.
+
+        `files` also carries the rows of other tables that belong to the records (attempts),
+        each naming its table in `_table` (see `tables_of`).
+        """
         ...
 
     def purge_before(self, cutoff_iso: str) -> list[str]:
@@ -81,6 +85,25 @@ def group_by_columns(rows: Sequence[Row]) -> list[tuple[tuple[str, ...], list[Ro
             if not _IDENTIFIER.fullmatch(name):
                 raise ValueError(f"not a column name: {name!r}")
     return list(groups.items())
+
+
+RELATED_TABLES = frozenset({"files", "attempts"})
+
+
+def tables_of(requests: Sequence[Row], files: Sequence[Row]) -> list[tuple[str, list[Row]]]:
+    """A batch as (table, rows) pairs: requests first, then files, then other related tables.
+
+    A related row names its table in `_table` (files rows need not); the key is not a column.
+    """
+    tables: dict[str, list[Row]] = {"requests": list(requests), "files": []}
+    for row in files:
+        table = row.get("_table", "files")
+        if table not in RELATED_TABLES:
+            raise ValueError(f"not a table records write: {table!r}")
+        tables.setdefault(table, []).append(
+            {k: v for k, v in row.items() if k != "_table"} if "_table" in row else row
+        )
+    return [(table, rows) for table, rows in tables.items() if rows]
 
 
 def row_values(columns: tuple[str, ...], rows: Sequence[Row]) -> Iterator[tuple[Any, ...]]:

@@ -27,6 +27,7 @@ from simple_gateway.store.base import (
     group_by_columns,
     purge_files_sql,
     row_values,
+    tables_of,
     utc_iso,
 )
 from simple_gateway.store.migrate import migrate_postgres
@@ -78,7 +79,7 @@ class PostgresStore:
             return
         groups = [
             (table, columns, rows)
-            for table, table_rows in (("requests", requests), ("files", files))
+            for table, table_rows in tables_of(requests, files)
             for columns, rows in group_by_columns(table_rows)
         ]
 

@@ -37,6 +37,7 @@ from simple_gateway.store.base import (
     group_by_columns,
     purge_files_sql,
     row_values,
+    tables_of,
     utc_iso,
 )
 from simple_gateway.store.migrate import migrate_sqlite
@@ -100,12 +101,11 @@ class SqliteStore:
         """
         if not requests and not files:
             return
-        request_groups = group_by_columns(requests)
-        file_groups = group_by_columns(files)
+        tables = [(table, group_by_columns(rows)) for table, rows in tables_of(requests, files)]
 
         def write(conn: sqlite3.Connection) -> None:
             with _write_transaction(conn):
-                for table, groups in (("requests", request_groups), ("files", file_groups)):
+                for table, groups in tables:
                     for columns, rows in groups:
                         conn.executemany(_insert_sql(table, columns), row_values(columns, rows))
 

@@ -129,6 +129,10 @@ def test_sqlite_statements_keep_semicolons_inside_strings_comments_and_triggers(
         conn.close()
 
 
+def _names(dialect: str) -> list[str]:
+    return [migration.name for migration in discover(dialect)]
+
+
 # SQLite
 
 
