@@ -114,10 +114,9 @@ def small_disk(path: Path, size: str) -> Iterator[Path]:
 def fill(disk: Path) -> Path:
     """Write a file until the disk is full; deleting it frees the space again."""
     filler = disk / "filler"
-    with open(filler, "wb") as out, contextlib.suppress(OSError):
+    with open(filler, "wb", buffering=0) as out, contextlib.suppress(OSError):
         while True:
             out.write(b"\0" * 65536)
-            out.flush()
     return filler
 
 
