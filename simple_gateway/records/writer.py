@@ -53,6 +53,14 @@ class WriterObserver(Protocol):
     def records_held(self, n: int) -> None: ...
 
 
+class WriterJournal(Protocol):
+    """Keeps submitted records until the writer settles them (records/journal.py)."""
+
+    def settled(self, rows: Sequence[Row]) -> None: ...
+
+    def sync(self) -> None: ...
+
+
 class _Stop:
     """The sentinel that ends the writer thread."""
 
@@ -85,6 +93,7 @@ class RecordWriter:
         flush_interval: float = 0.2,
         maintenance: Callable[[Store], None] | None = None,
         maintenance_interval: float = 600.0,
+        journal: WriterJournal | None = None,
     ) -> None:
         self._open_store = open_store
         self._spool = spool
@@ -96,6 +105,7 @@ class RecordWriter:
         self._flush_interval = flush_interval
         self._maintenance = maintenance
         self._maintenance_interval = maintenance_interval
+        self._journal = journal
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()  # cuts a batch window short: batch full, or stopping
         # Guards everything below it that request threads touch.
@@ -145,6 +155,7 @@ class RecordWriter:
 
     def flush(self, timeout: float) -> bool:
         """Wait until as many records as were submitted so far are written or spooled."""
+        self._wake.set()  # no batch window: the caller is waiting for these
         with self._lock:
             target = self._submitted
             return self._lock.wait_for(lambda: self._settled >= target, timeout)
@@ -226,6 +237,8 @@ class RecordWriter:
         return batch
 
     def _handle(self, records: list[Record]) -> None:
+        if self._journal is not None:
+            self._journal.sync()  # bounds what a crash of the machine could lose
         for record in records:
             self._enrich_safely(record)
         requests, files = _rows_of(records)
@@ -239,7 +252,8 @@ class RecordWriter:
         result = self._store_rows(requests, files)
         self._count("written", result.written)
         self._count("failed", result.failed)
-        self._settle(result.written + result.failed)
+        left = {id(row) for row in result.left_requests}
+        self._settle([row for row in requests if id(row) not in left])
         if result.left_requests or result.left_files:
             self._to_spool(result.left_requests, result.left_files)
 
@@ -296,7 +310,7 @@ class RecordWriter:
                 ", ".join(_row_id(row) for row in requests),
             )
             self._count("failed", len(requests))
-            self._settle(len(requests))
+            self._settle(requests)
         self._clean_exit = not held
 
     def _connect(self) -> bool:
@@ -430,7 +444,7 @@ class RecordWriter:
             self._hold(requests, files)
             return
         self._count("spooled", len(requests))
-        self._settle(len(requests))
+        self._settle(requests)
 
     def _hold(self, requests: list[Row], files: list[Row]) -> None:
         """Keep a batch in memory until the store or the spool takes it, within a bound."""
@@ -442,7 +456,7 @@ class RecordWriter:
                 ", ".join(_row_id(row) for row in lost),
             )
             self._count("failed", len(lost))
-            self._settle(len(lost))
+            self._settle(lost)
         self._set_held(sum(len(r) for r, _ in self._held))
 
     def _take_held(self) -> list[tuple[list[Row], list[Row]]]:
@@ -471,10 +485,10 @@ class RecordWriter:
                 ", ".join(_row_id(row) for row in requests),
             )
             self._count("failed", len(requests))
-            self._settle(len(requests))
+            self._settle(requests)
             return False
         self._count("spooled", len(requests))
-        self._settle(len(requests))
+        self._settle(requests)
         return True
 
     def _rescue(self) -> bool:
@@ -542,9 +556,15 @@ class RecordWriter:
             self._counts[name] += n
         self._notify(f"records_{name}", n)
 
-    def _settle(self, n: int) -> None:
+    def _settle(self, rows: Sequence[Row]) -> None:
+        """These request rows are stored, spooled or given up on: the writer is done with them."""
+        if self._journal is not None and rows:
+            try:
+                self._journal.settled(rows)
+            except Exception:
+                log.exception("writer: the journal failed to forget settled records")
         with self._lock:
-            self._settled += n
+            self._settled += len(rows)
             self._lock.notify_all()
 
     def _notify(self, method: str, n: int) -> None:

@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import re
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -179,3 +180,21 @@ def test_records_neither_database_nor_spool_can_take_are_shown_as_held(start_gat
         assert wait_rows(db_of(gateway), 6, timeout=60) == 6
         assert wait_for_count(lambda: 1 - held(), 1, timeout=30) == 1
         assert held_in_status() == 0
+
+
+def test_a_worker_killed_before_its_writer_flushes_loses_no_record(start_gateway):
+    gateway = start_gateway({"WRITER_FLUSH_INTERVAL": "600", "WORKERS": "1"})
+    (worker,) = gateway.worker_pids()
+    sent = []
+    for n in range(40):
+        response = requests.post(f"{gateway.url}/v1/echo", data=f'{{"n": {n}}}')
+        assert response.status_code == 200
+        sent.append(response.headers["x-request-id"])
+    assert wait_rows(db_of(gateway), 1, timeout=1) <= 0  # still waiting in the writer's queue
+
+    os.kill(worker, signal.SIGKILL)
+    assert wait_rows(db_of(gateway), len(sent), timeout=60) == len(sent)
+    rows = query(db_of(gateway), "select request_id from requests")
+    assert sorted(r["request_id"] for r in rows) == sorted(sent)
+    assert gateway.worker_pids() != [worker]
+    assert "replayed 40 records" in gateway.logs()
