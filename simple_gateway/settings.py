@@ -117,6 +117,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WRITER_BATCH_SIZE", int, "500", "Records written per transaction, at most.", 1),
     Setting("WRITER_FLUSH_INTERVAL", float, "0.2", "Seconds a record waits for a batch.", 0.001),
     Setting(
+        "JOURNAL_ENABLED",
+        _to_bool,
+        "true",
+        "Journal finished records until written, so a killed worker loses none.",
+    ),
+    Setting(
         "RETENTION_DAYS", _to_optional_float, "", "Delete records older than this; empty: keep."
     ),
     Setting(

@@ -281,7 +281,7 @@ def test_both_dialects_have_the_same_tables_and_view_columns(tmp_path: Path) -> 
     try:
         sqlite_columns = {
             name: [r[1] for r in conn.execute(f"PRAGMA table_info({name})")]
-            for name in ("requests", "files", "guardrail_runs", *VIEWS)
+            for name in ("requests", "files", "guardrail_runs", "attempts", *VIEWS)
         }
     finally:
         conn.close()
