@@ -266,6 +266,19 @@ def redact_json_fields(body: bytes) -> tuple[bytes, list[str]]:
     return b"".join(pieces), found
 
 
+def redact_body_fields(
+    body: bytes, content_type: str | None, content_encoding: str | None = None
+) -> tuple[bytes, list[str]]:
+    """`redact_json_fields` for a body that is JSON as stored (not compressed); else as is."""
+    if not is_json_body(content_type, content_encoding):
+        return body, []
+    return redact_json_fields(body)
+
+
+def is_json_body(content_type: str | None, content_encoding: str | None = None) -> bool:
+    return "json" in (content_type or "").lower() and not content_encoding
+
+
 def _may_hold_secret_fields(body: bytes) -> bool:
     """False when no key is secret-named (most bodies): spares the exact walk below.
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from simple_gateway.records.blobs import BlobStore
 from simple_gateway.records.model import BodyCapture, Record
-from simple_gateway.redaction import SecretSet, redact_json_fields
+from simple_gateway.redaction import SecretSet, is_json_body, redact_json_fields
 
 _FILE_SCAN_LIMIT = 64 * 1024 * 1024
 
@@ -48,7 +48,7 @@ class SecretScrubber:
 
     def _redact_body_fields(self, capture: BodyCapture) -> list[str]:
         """Redact secret fields of a JSON body, inline and on disk; the values found."""
-        if "json" not in (capture.content_type or "").lower() or capture.content_encoding:
+        if not is_json_body(capture.content_type, capture.content_encoding):
             return []
         capture.inline, found = redact_json_fields(capture.inline)
         if capture.file is not None:
