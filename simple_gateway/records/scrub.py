@@ -23,6 +23,11 @@ class SecretScrubber:
 
     def __call__(self, record: Record) -> None:
         found = self._redact_body_fields(record.request_body)
+        if record.upstream_request_body:  # the client's body as translated for the provider
+            body, in_translation = redact_json_fields(record.upstream_request_body.encode())
+            if in_translation:
+                record.upstream_request_body = body.decode("utf-8", "replace")
+                found += in_translation
         secrets = SecretSet([*record.secrets, *(s for s in found if len(s) >= 8)])
         record.secrets = []
         if not secrets:
