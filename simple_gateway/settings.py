@@ -206,11 +206,16 @@ class Settings:
         shown = dict(self.values)
         shown["DATABASE_URL"] = hide_database_password(shown["DATABASE_URL"])
         for name, value in shown.items():
-            if value and is_secret_name(name):
+            if value and is_secret_setting(name):
                 shown[name] = redact_value(str(value))
             elif isinstance(value, tuple):
                 shown[name] = [str(item) for item in value]
         return shown
+
+
+def is_secret_setting(name: str) -> bool:
+    """A setting holding a secret: named as a key, token or password, plural too (`..._KEYS`)."""
+    return is_secret_name(name) or (name.upper().endswith("S") and is_secret_name(name[:-1]))
 
 
 def load_settings(
