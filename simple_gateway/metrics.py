@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from simple_gateway.records.model import Record
+    from simple_gateway.records.model import GuardrailRun, Record
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -45,6 +45,9 @@ DURATION_BUCKETS = (
     300.0,
     600.0,
 )
+
+# From a local regex (tens of microseconds) to a slow webhook or judge.
+GUARDRAIL_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 _RECORD_EVENTS = {
     "written": "Records written to the database.",
@@ -126,6 +129,27 @@ class GatewayMetrics:
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
+
+        self._guardrail_runs = Counter(
+            "gateway_guardrail_runs_total",
+            "Guardrail executions, by guardrail, stage and verdict.",
+            ["guardrail", "stage", "verdict"],
+            registry=self.registry,
+        )
+        self._guardrail_duration = Histogram(
+            "gateway_guardrail_duration_seconds",
+            "Time a guardrail took to give its verdict.",
+            ["guardrail", "stage"],
+            buckets=GUARDRAIL_BUCKETS,
+            registry=self.registry,
+        )
+
+    def guardrail_run(self, run: GuardrailRun) -> None:
+        self._guardrail_runs.labels(run.guardrail, run.stage, run.verdict).inc()
+        if run.verdict != "cancelled":
+            self._guardrail_duration.labels(run.guardrail, run.stage).observe(
+                run.duration_ms / 1000
+            )
 
     def records_written(self, n: int) -> None:
         self._records["written"].inc(n)

@@ -48,6 +48,15 @@ def _database(settings: Settings) -> None:
         raise SettingsError(f"{name}: {exc}") from None
 
 
+def _guardrails(settings: Settings) -> None:
+    from simple_gateway.guardrails import build_config
+
+    try:
+        build_config(settings)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
+
 def _models(settings: Settings) -> None:
     from simple_gateway.providers import register_builtin_types
     from simple_gateway.routing.config import parse_models
@@ -60,8 +69,21 @@ def _models(settings: Settings) -> None:
     )
 
 
+def _dashboard(settings: Settings) -> None:
+    from simple_gateway.dashboard.auth import check_settings
+
+    check_settings(settings)
+
+
 # One entry per feature that reads configuration; each runs in the order listed.
-CHECKS: tuple[Check, ...] = (_providers, _prices, _database, _models)
+CHECKS: tuple[Check, ...] = (
+    _providers,
+    _prices,
+    _database,
+    _models,
+    _guardrails,
+    _dashboard,
+)
 
 
 def preflight(settings: Settings) -> None:

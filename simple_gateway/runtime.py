@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from simple_gateway.guardrails import Guardrails
 from simple_gateway.metrics import GatewayMetrics
 from simple_gateway.providers import Router, build_provider, register_builtin_types
 from simple_gateway.proxy.exchange import LiveExchanges
@@ -75,6 +76,9 @@ class Gateway:
             observer=self.metrics,
             inline_limit=settings.body_inline_limit,
         )
+        self.guardrails = Guardrails.from_settings(
+            settings, self.metrics.guardrail_run if self.metrics else None
+        )
         self.forwarder = Forwarder(
             ForwarderConfig(
                 instance_id=instance_id,
@@ -89,6 +93,7 @@ class Gateway:
             records=JournaledSink(self.journal, self.writer) if self.journal else self.writer,
             observer=self.metrics,
             front_door=self.front_door,
+            guardrails=self.guardrails,
         )
         self._started = False
         self._start_lock = threading.Lock()
@@ -149,6 +154,8 @@ class Gateway:
                 self.writer.start()
                 if self.journal is not None:
                     self._replay_journals(self.journal, self.writer)
+            if self.guardrails is not None:
+                self.guardrails.start()
             self._started = True
 
     def begin_shutdown(self, deadline: float) -> None:
@@ -171,6 +178,8 @@ class Gateway:
         self._drained.set()
         self.live.interrupt_all()
         self.watcher.stop()
+        if self.guardrails is not None:
+            self.guardrails.stop()
         if self.writer is not None:
             drained = self.writer.stop(timeout)
             if not drained:

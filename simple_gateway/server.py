@@ -137,4 +137,15 @@ def run() -> None:
         file=sys.stderr,
         flush=True,
     )
+    print_dashboard_banner(settings)
     GatewayApplication(settings).run()
+
+
+def print_dashboard_banner(settings: Settings) -> None:
+    """The dashboard's address and how to log in; once per start, from the master."""
+    from simple_gateway.dashboard import banner_lines
+
+    shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "[::]") else settings.host
+    base_url = f"http://{_bracket(shown_host)}:{settings.port}"
+    for line in banner_lines(settings, base_url):
+        print(f"simple-gateway {line}", file=sys.stderr, flush=True)

@@ -141,6 +141,16 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client.",
     ),
+    Setting(
+        "ADMIN_TOKEN",
+        str,
+        "",
+        "Dashboard login token; empty (and no ADMIN_USER): one is generated in the data folder.",
+    ),
+    Setting(
+        "ADMIN_USER", str, "", "Dashboard login name (with ADMIN_PASSWORD), instead of a token."
+    ),
+    Setting("ADMIN_PASSWORD", str, "", "Dashboard password for ADMIN_USER."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -85,7 +85,7 @@ class GatewayProcess:
             try:
                 if requests.get(f"{self.url}/health", timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a busy machine: ask again
                 pass
             time.sleep(0.05)  # bounded poll for a child process to bind its port
         raise TimeoutError(f"gateway not healthy after {timeout}s:\n{self.logs()}")

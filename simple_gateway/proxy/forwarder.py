@@ -18,7 +18,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl
 
 from simple_gateway import errors
@@ -41,6 +41,9 @@ from simple_gateway.records.model import BodyCapture, Outcome, Record
 from simple_gateway.redaction import is_secret_name, redact_headers, redact_query
 from simple_gateway.routing.frontdoor import FrontDoor, Routed
 from simple_gateway.translate.base import BodyTransform
+
+if TYPE_CHECKING:
+    from simple_gateway.guardrails import Guardrails
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("simple_gateway.access")
@@ -78,6 +81,7 @@ class Forwarder:
         records: RecordSink | None = None,
         observer: ExchangeObserver | None = None,
         front_door: FrontDoor | None = None,
+        guardrails: Guardrails | None = None,
     ) -> None:
         self.config = config
         self.pool = pool
@@ -87,6 +91,7 @@ class Forwarder:
         self.records = records
         self.observer = observer
         self.front_door = front_door
+        self.guardrails = guardrails
 
     def __call__(
         self, environ: dict[str, Any], start_response: StartResponse, route: Route
@@ -120,6 +125,15 @@ class Forwarder:
         watch: Watch | None,
     ) -> Iterable[bytes]:
         self._check_loop(headers)
+        guard = None
+        if self.guardrails is not None:  # input stage, on the client's own format
+            guard = self.guardrails.begin(exchange.request_id, record, route, environ, headers)
+            if guard.answer is not None:
+                start_response(
+                    f"{guard.answer.status} {_reason(guard.answer.status)}", guard.answer.headers
+                )
+                self._finish(exchange, record, watch)
+                return [guard.answer.body]
         length = _content_length(environ)
         if length is not None and length > self.config.max_request_body:
             raise errors.PayloadTooLarge(
@@ -146,12 +160,14 @@ class Forwarder:
                 record.request_body = tap.finish()
             record.bytes_in = tap.size if tap is not None else (length or 0)
         exchange.first_byte_at = time.time()
+        transform = routed.transform(response) if routed is not None else None
+        if guard is not None:  # output stage, on the reply in the client's format
+            response, transform = guard.output(conn, response, transform)
         response_headers = response.getheaders()
         record.status = response.status
         record.response_headers = redact_headers(response_headers)
         content_type = response.getheader("Content-Type")
         encoding = response.getheader("Content-Encoding")
-        transform = routed.transform(response) if routed is not None else None
         if transform is not None:  # the reply is translated back into the client's format
             content_type, encoding = transform.content_type, None
         record.stream = (content_type or "").startswith("text/event-stream")
@@ -484,7 +500,7 @@ class ResponseBody:
             record.outcome = stopped or Outcome.CLIENT_DISCONNECTED
             record.error_kind = str(record.outcome)
             record.error_message = "the response was not delivered in full"
-        elif self._complete and record.status is not None and record.status >= 400:
+        elif self._complete and record.outcome == Outcome.COMPLETED and (record.status or 0) >= 400:
             record.outcome = Outcome.UPSTREAM_ERROR
             record.error_kind = "upstream_status"
         self._response.close()  # lets http.client send the next request on this connection

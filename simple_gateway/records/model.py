@@ -73,6 +73,45 @@ class BodyCapture:
 
 
 @dataclass
+class GuardrailRun:
+    """One execution of one guardrail on one exchange (a row of `guardrail_runs`)."""
+
+    id: str
+    started_at: float
+    guardrail: str
+    type: str
+    stage: str  # "input" | "output"
+    priority: int
+    verdict: str  # pass, block, redact, replace, error, timeout, cancelled
+    enforced: bool
+    duration_ms: float
+    reason: str | None = None
+    score: float | None = None
+    error: str | None = None
+    original_text: str | None = None
+    override_text: str | None = None
+
+    def to_row(self, record_id: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "record_id": record_id,
+            "started_at": iso(self.started_at),
+            "guardrail": self.guardrail,
+            "type": self.type,
+            "stage": self.stage,
+            "priority": self.priority,
+            "verdict": self.verdict,
+            "enforced": self.enforced,
+            "reason": self.reason,
+            "score": self.score,
+            "duration_ms": round(self.duration_ms, 3),
+            "error": self.error,
+            "original_text": _clean(self.original_text),
+            "override_text": _clean(self.override_text),
+        }
+
+
+@dataclass
 class Record:
     """One exchange through the gateway."""
 
@@ -111,6 +150,8 @@ class Record:
     cost_usd: float | None = None
     cost_status: str | None = None
     files: list[FileRef] = field(default_factory=list)
+    blocked_by: str | None = None  # the guardrail that refused the exchange
+    guardrail_runs: list[GuardrailRun] = field(default_factory=list)
     # Why parts of the record are missing (an image not saved); added to error_message.
     notes: list[str] = field(default_factory=list)
     # Filled by model routing (provider/model names and aliases); None for a pass-through.
@@ -160,6 +201,7 @@ class Record:
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "response_sha256": self.response_sha256,
+            "blocked_by": self.blocked_by,
             "alias": self.alias,
             "deployment": self.deployment,
             "attempts": len(self.attempts) or None,
@@ -184,7 +226,11 @@ class Record:
         They travel with the files rows through the writer and the spool, so a record and
         everything that belongs to it are written in one batch.
         """
-        return [{"_table": "attempts", "record_id": self.id, **asdict(a)} for a in self.attempts]
+        attempts = [
+            {"_table": "attempts", "record_id": self.id, **asdict(a)} for a in self.attempts
+        ]
+        runs = [{"_table": "guardrail_runs", **run.to_row(self.id)} for run in self.guardrail_runs]
+        return attempts + runs
 
 
 def iso(ts: float | None) -> str | None:
@@ -213,6 +259,10 @@ def _body_columns(prefix: str, body: BodyCapture) -> dict[str, Any]:
         f"{prefix}_content_type": body.content_type,
         f"{prefix}_file_id": body.file.id if body.file else None,
     }
+
+
+def _clean(text: str | None) -> str | None:
+    return None if text is None else text.replace("\x00", "\\u0000")
 
 
 def decode_text(data: bytes) -> str:

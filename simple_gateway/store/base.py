@@ -51,8 +51,8 @@ class Store(Protocol):
     def write_batch(self, requests: Sequence[Row], files: Sequence[Row]) -> None:
         """Insert rows in one transaction; a row whose id is already stored is skipped.
 
-        `files` also carries the rows of other tables that belong to the records (attempts),
-        each naming its table in `_table` (see `tables_of`).
+        `files` also carries the rows of other tables that belong to the records (attempts,
+        guardrail runs), each naming its table in `_table` (see `tables_of`).
         """
         ...
 
@@ -71,6 +71,11 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+def purge_guardrail_runs_sql(doomed: str) -> str:
+    """A DELETE of the guardrail runs of doomed requests (run it before deleting them)."""
+    return f"DELETE FROM guardrail_runs WHERE record_id IN (SELECT id FROM requests WHERE {doomed})"
+
+
 def group_by_columns(rows: Sequence[Row]) -> list[tuple[tuple[str, ...], list[Row]]]:
     """Rows grouped by their set of columns, in first-seen order, so each group is one INSERT.
 
@@ -87,7 +92,7 @@ def group_by_columns(rows: Sequence[Row]) -> list[tuple[tuple[str, ...], list[Ro
     return list(groups.items())
 
 
-RELATED_TABLES = frozenset({"files", "attempts"})
+RELATED_TABLES = frozenset({"files", "attempts", "guardrail_runs"})
 
 
 def tables_of(requests: Sequence[Row], files: Sequence[Row]) -> list[tuple[str, list[Row]]]:

@@ -26,6 +26,7 @@ from simple_gateway.store.base import (
     StoreUnavailable,
     group_by_columns,
     purge_files_sql,
+    purge_guardrail_runs_sql,
     row_values,
     tables_of,
     utc_iso,
@@ -175,6 +176,7 @@ def _purge(
     with conn.cursor() as cur:
         cur.execute(purge_files_sql(doomed, created_before), params)
         paths = [path for (path,) in cur.fetchall()]
+        cur.execute(purge_guardrail_runs_sql(doomed), params)
         cur.execute(f"DELETE FROM requests WHERE {doomed}", params)
     return paths
 

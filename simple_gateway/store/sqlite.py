@@ -36,6 +36,7 @@ from simple_gateway.store.base import (
     StoreUnavailable,
     group_by_columns,
     purge_files_sql,
+    purge_guardrail_runs_sql,
     row_values,
     tables_of,
     utc_iso,
@@ -267,6 +268,7 @@ def _purge(
     conn: sqlite3.Connection, doomed: str, params: dict[str, str], created_before: str | None
 ) -> list[str]:
     deleted = conn.execute(purge_files_sql(doomed, created_before), params).fetchall()
+    conn.execute(purge_guardrail_runs_sql(doomed), params)
     conn.execute(f"DELETE FROM requests WHERE {doomed}", params)
     return [path for (path,) in deleted]
 

@@ -25,7 +25,7 @@ from simple_gateway.store.sqlite import SqliteStore
 from tests.unit.store import fresh_postgres_database, make_row
 
 PROCESSES = 6
-VIEWS = ("recent_requests", "usage_by_model_day", "recent_errors")
+VIEWS = ("recent_requests", "usage_by_model_day", "recent_errors", "guardrail_summary")
 SHIPPED = [m.name for m in discover("sqlite")]  # the same names in both dialects (tested below)
 
 
@@ -281,7 +281,7 @@ def test_both_dialects_have_the_same_tables_and_view_columns(tmp_path: Path) -> 
     try:
         sqlite_columns = {
             name: [r[1] for r in conn.execute(f"PRAGMA table_info({name})")]
-            for name in ("requests", "files", *VIEWS)
+            for name in ("requests", "files", "guardrail_runs", *VIEWS)
         }
     finally:
         conn.close()
