@@ -19,6 +19,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from simple_gateway import errors
+from simple_gateway.dashboard import register_dashboard
 from simple_gateway.ids import new_id, stamp_responses
 from simple_gateway.proxy.forwarder import raw_path
 from simple_gateway.proxy.paths import unsafe_path
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     gateway = Gateway(settings, instance_id)
     app.extensions["simple_gateway"] = gateway
     app.register_blueprint(status_bp)
+    register_dashboard(app, settings)
     app.register_error_handler(HTTPException, _render_http_error)
     app.wsgi_app = ProxyDispatcher(gateway, app.wsgi_app)  # type: ignore[method-assign]
     return app
@@ -62,7 +64,7 @@ class ProxyDispatcher:
     ) -> Iterable[bytes]:
         segment = unsafe_path(environ)
         if segment is not None:
-            return self._refuse_path(environ, start_response, segment)
+            return self._refuse_path(environ, stamp_responses(environ, start_response), segment)
         route = self.router.route(raw_path(environ), environ.get("QUERY_STRING", ""))
         if route is None:
             return self.fallback(environ, stamp_responses(environ, start_response))

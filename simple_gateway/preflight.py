@@ -69,8 +69,21 @@ def _models(settings: Settings) -> None:
     )
 
 
+def _dashboard(settings: Settings) -> None:
+    from simple_gateway.dashboard.auth import check_settings
+
+    check_settings(settings)
+
+
 # One entry per feature that reads configuration; each runs in the order listed.
-CHECKS: tuple[Check, ...] = (_providers, _prices, _database, _models, _guardrails)
+CHECKS: tuple[Check, ...] = (
+    _providers,
+    _prices,
+    _database,
+    _models,
+    _guardrails,
+    _dashboard,
+)
 
 
 def preflight(settings: Settings) -> None:

@@ -1,7 +1,8 @@
 """Operational endpoints: liveness, a status summary, Prometheus metrics.
 
 `/status` shows paths, provider URLs and settings, so only a caller with credentials
-(`Authorization: Bearer <STATUS_TOKEN>`) sees it whole; anyone else gets what `/health`
+(`Authorization: Bearer <STATUS_TOKEN>`, or the dashboard's admin credentials: its token,
+user and password, or a logged-in dashboard session) sees it whole; anyone else gets what `/health`
 would say plus the version and uptime. `/metrics` asks for `METRICS_TOKEN` when it is set.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from simple_gateway import __version__, errors
+from simple_gateway.dashboard.guard import is_admin_request
 from simple_gateway.runtime import Gateway, current_gateway
 from simple_gateway.settings import Settings
 
@@ -57,10 +59,13 @@ def status() -> Response:
         "version": __version__,
         "uptime_seconds": round(time.time() - gateway.started_at, 1),
     }
-    if may_see_full_status(gateway.settings, authorization):
+    if may_see_full_status(gateway.settings, authorization) or is_admin_request():
         return jsonify(**summary, **_full_status(gateway))
     if authorization:
-        return _unauthorized("these credentials do not give access to /status (STATUS_TOKEN)")
+        return _unauthorized(
+            "these credentials do not give access to /status (STATUS_TOKEN or the dashboard's "
+            "admin credentials)"
+        )
     return jsonify(**summary)
 
 

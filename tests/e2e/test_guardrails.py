@@ -11,7 +11,6 @@ from typing import Any
 import anthropic
 import openai
 import pytest
-import requests
 
 from tests.gateway import GatewayProcess
 from tests.polling import wait_for_count
