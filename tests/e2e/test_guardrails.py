@@ -11,6 +11,7 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+import requests
 
 from tests.gateway import GatewayProcess
 from tests.polling import wait_for_count
