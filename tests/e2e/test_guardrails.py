@@ -563,3 +563,79 @@ guardrails:
     stream = chat(openai_client(gateway), "hi", stream=True)
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert text == "tok0 TOK tok2 tok3 tok4 "
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------
+
+
+def test_verdict_rows_in_postgresql(gateway_with: Callable[..., GatewayProcess]) -> None:
+    import psycopg2  # type: ignore[import-untyped]
+
+    from tests.unit.store import fresh_postgres_database
+
+    with fresh_postgres_database() as url:
+        gateway = gateway_with(BLOCK_WORD, env={"DATABASE_URL": url})
+        client = openai_client(gateway)
+        with pytest.raises(openai.BadRequestError):
+            chat(client, "forbidden")
+        chat(client, "allowed")
+
+        def count() -> int:
+            conn = psycopg2.connect(url)
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("select count(*) from guardrail_runs")
+                    return int(cur.fetchone()[0])
+            finally:
+                conn.close()
+
+        assert wait_for_count(count, 2, timeout=30) == 2
+        conn = psycopg2.connect(url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "select r.outcome, r.blocked_by, g.verdict, g.enforced from requests r "
+                    "join guardrail_runs g on g.record_id = r.id order by r.id"
+                )
+                rows = cur.fetchall()
+                cur.execute("select guardrail, stage, runs, blocks from guardrail_summary")
+                summary = cur.fetchall()
+        finally:
+            conn.close()
+        gateway.stop()
+    assert rows == [("blocked", "no-forbidden", "block", True), ("completed", None, "pass", True)]
+    assert summary == [("no-forbidden", "input", 2, 1)]
+
+
+def test_guardrail_metrics_are_served(gateway_with: Callable[..., GatewayProcess]) -> None:
+    gateway = gateway_with(BLOCK_WORD)
+    with pytest.raises(openai.BadRequestError):
+        chat(openai_client(gateway), "forbidden")
+    metrics = requests.get(f"{gateway.url}/metrics", timeout=10).text
+    assert (
+        'gateway_guardrail_runs_total{guardrail="no-forbidden",stage="input",verdict="block"} 1.0'
+        in metrics
+    )
+    assert 'gateway_guardrail_duration_seconds_count{guardrail="no-forbidden"' in metrics
+
+
+def test_a_body_over_max_body_is_refused_or_passed_unchecked_per_on_error(
+    gateway_with: Callable[..., GatewayProcess],
+) -> None:
+    config = """
+guardrails:
+  max_body: 2KiB
+  input:
+    - {name: strict, type: secrets, on_error: ON_ERROR}
+"""
+    big = "word " * 1000
+    strict = gateway_with(config.replace("ON_ERROR", "block"), name="strict")
+    with pytest.raises(openai.APIStatusError) as refused:
+        chat(openai_client(strict), big)
+    assert refused.value.status_code == 413
+    assert refused.value.response.headers["x-guardrail-blocked"] == "strict"
+    lenient = gateway_with(config.replace("ON_ERROR", "allow"), name="lenient")
+    assert chat(openai_client(lenient), big).choices[0].message.content == "Hello from mock"
+    (row,) = wait_records(lenient, 1)
+    run = runs_of(lenient, row["id"])["strict"]
+    assert run["verdict"] == "error" and "max_body" in run["error"]
