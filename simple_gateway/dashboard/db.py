@@ -5,7 +5,7 @@ fill, from any worker. SQLite readers open the file read-only (WAL lets them run
 writers); PostgreSQL readers use read-only autocommit sessions. Connections are pooled per
 worker (a handful, whatever the number of request threads), and a query borrows one for its
 duration. SQL is written once with `?` placeholders; the PostgreSQL dialect rewrites them to
-`%s`, and the few statements that differ (full-text search, time buckets) come from the
+`%s`, and the few statements that differ (full-text search, schema lookups) come from the
 `Dialect` object so the query modules hold no if/else over database names.
 """
 
@@ -58,10 +58,6 @@ class Dialect(Protocol):
         limit: int,
     ) -> tuple[str, list[Any]]:
         """A page of search results, newest first; each row carries its `cursor`."""
-        ...
-
-    def bucket(self, seconds: int) -> str:
-        """An expression naming the time bucket of `requests.started_at`, as ISO text."""
         ...
 
     def exists_table(self) -> str:
@@ -120,13 +116,6 @@ class SqliteDialect:
         words = [w.replace('"', '""') for w in text.split()]
         return " ".join(f'"{w}"' for w in words) or '""'
 
-    def bucket(self, seconds: int) -> str:
-        if seconds >= 86_400:
-            return "substr(started_at, 1, 10)"
-        if seconds >= 3_600:
-            return "substr(started_at, 1, 13) || ':00'"
-        return "substr(started_at, 1, 16)"
-
     def exists_table(self) -> str:
         return "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?"
 
@@ -174,13 +163,6 @@ class PostgresDialect:
             "ORDER BY id DESC LIMIT ?"
         )
         return sql, [*args, limit]
-
-    def bucket(self, seconds: int) -> str:
-        unit = "day" if seconds >= 86_400 else "hour" if seconds >= 3_600 else "minute"
-        width = {"day": 10, "hour": 13, "minute": 16}[unit]
-        text = f"substr(to_char(date_trunc('{unit}', started_at AT TIME ZONE 'UTC'), "
-        text += "'YYYY-MM-DD\"T\"HH24:MI'), 1, " + str(width) + ")"
-        return text + (" || ':00'" if unit == "hour" else "")
 
     def exists_table(self) -> str:
         return "SELECT 1 WHERE to_regclass(?) IS NOT NULL"
