@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 import yaml  # noqa: E402
 
 from tests.gateway import GatewayProcess, free_port  # noqa: E402
-from tests.provider_mocks import ProviderMock  # noqa: E402
+from tests.routing_mocks import ProviderMock  # noqa: E402
 
 CHAT = {
     "messages": [
