@@ -50,6 +50,11 @@ class SecretScrubber:
                 headers[name] = secrets.text(value)
         for ref in record.files:
             self._scrub_path(self.blobs.root / ref.path, secrets)
+        for run in record.guardrail_runs:
+            for name in ("original_text", "override_text", "reason", "error"):
+                value = getattr(run, name)
+                if value:
+                    setattr(run, name, secrets.text(value))
 
     def _redact_body_fields(self, capture: BodyCapture) -> list[str]:
         """Redact secret fields of a JSON body, inline and on disk; the values found."""
