@@ -33,14 +33,20 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import is_dataclass
+from dataclasses import is_dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from simple_gateway.logthrottle import ThrottledLog
 from simple_gateway.records.model import BodyCapture, FileRef, Outcome, Record
-from simple_gateway.redaction import redact_body_fields, scrub_bytes
+from simple_gateway.records.scrub import (
+    RECORD_TEXT_FIELDS,
+    RUN_TEXT_FIELDS,
+    scrubbed_fields,
+    scrubbed_headers,
+)
+from simple_gateway.redaction import SecretSet, redact_body_fields
 from simple_gateway.store.base import Row
 
 log = logging.getLogger(__name__)
@@ -232,7 +238,7 @@ def _journal_copy(record: Record) -> dict[str, Any]:
     holding other dataclasses are pickled as they are and restored by `_RecordUnpickler`.
     """
     state = dict(vars(record))
-    secrets = state.pop("secrets", None)
+    secrets = SecretSet(state.pop("secrets", None) or [])
     for name in ("request_body", "response_body"):
         body = dict(vars(state[name]))
         if name == "request_body":
@@ -240,10 +246,18 @@ def _journal_copy(record: Record) -> dict[str, Any]:
                 body["inline"], body["content_type"], body["content_encoding"]
             )
         if secrets and body["inline"]:
-            body["inline"] = scrub_bytes(body["inline"], secrets)
+            body["inline"] = secrets.bytes(body["inline"])
         if body["file"] is not None:
             body["file"] = dict(vars(body["file"]))
         state[name] = body
+    if secrets:
+        state.update(scrubbed_fields(state, RECORD_TEXT_FIELDS, secrets))
+        for name in ("request_headers", "response_headers"):
+            state[name] = scrubbed_headers(state[name], secrets)
+        state["guardrail_runs"] = [
+            replace(run, **scrubbed_fields(vars(run), RUN_TEXT_FIELDS, secrets))
+            for run in state.get("guardrail_runs") or []
+        ]
     state["outcome"] = str(record.outcome)
     return state
 
