@@ -33,19 +33,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import is_dataclass, replace
+from dataclasses import is_dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from simple_gateway.logthrottle import ThrottledLog
 from simple_gateway.records.model import BodyCapture, FileRef, Outcome, Record
-from simple_gateway.records.scrub import (
-    RECORD_TEXT_FIELDS,
-    RUN_TEXT_FIELDS,
-    scrubbed_fields,
-    scrubbed_headers,
-)
+from simple_gateway.records.scrub import scrub_fields
 from simple_gateway.redaction import SecretSet, redact_body_fields
 from simple_gateway.store.base import Row
 
@@ -237,8 +232,11 @@ def _journal_copy(record: Record) -> dict[str, Any]:
     Bodies become dicts (pickling dataclass instances costs three times as much); fields
     holding other dataclasses are pickled as they are and restored by `_RecordUnpickler`.
     """
+    secrets = SecretSet(record.secrets)
+    if secrets:  # the writer scrubs the same fields again; scrubbing is idempotent
+        scrub_fields(record, secrets)
     state = dict(vars(record))
-    secrets = SecretSet(state.pop("secrets", None) or [])
+    del state["secrets"]
     for name in ("request_body", "response_body"):
         body = dict(vars(state[name]))
         if name == "request_body":
@@ -250,14 +248,6 @@ def _journal_copy(record: Record) -> dict[str, Any]:
         if body["file"] is not None:
             body["file"] = dict(vars(body["file"]))
         state[name] = body
-    if secrets:
-        state.update(scrubbed_fields(state, RECORD_TEXT_FIELDS, secrets))
-        for name in ("request_headers", "response_headers"):
-            state[name] = scrubbed_headers(state[name], secrets)
-        state["guardrail_runs"] = [
-            replace(run, **scrubbed_fields(vars(run), RUN_TEXT_FIELDS, secrets))
-            for run in state.get("guardrail_runs") or []
-        ]
     state["outcome"] = str(record.outcome)
     return state
 

@@ -8,37 +8,38 @@ is written or spooled.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 from simple_gateway.records.blobs import BlobStore
 from simple_gateway.records.model import BodyCapture, Record
 from simple_gateway.redaction import SecretSet, is_json_body, redact_json_fields
 
 _FILE_SCAN_LIMIT = 64 * 1024 * 1024
+# Text fields of a record that may hold a secret value the request carried.
+_TEXT_FIELDS = ("response_text", "error_message", "upstream_url", "query", "upstream_request_body")
+_RUN_TEXT_FIELDS = ("original_text", "override_text", "reason", "error")
 
 
-# Free-text fields of a record and of its guardrail runs where a secret may turn up again.
-RECORD_TEXT_FIELDS = (
-    "response_text",
-    "error_message",
-    "upstream_url",
-    "query",
-    "upstream_request_body",
-)
-RUN_TEXT_FIELDS = ("original_text", "override_text", "reason", "error")
+def scrub_fields(record: Record, secrets: SecretSet) -> None:
+    """Scrub the record's text fields, header values and guardrail runs' texts in place.
 
+    Bodies and files are not touched here.
 
-def scrubbed_fields(
-    values: Mapping[str, Any], names: Iterable[str], secrets: SecretSet
-) -> dict[str, str]:
-    """The text values among `names`, with the secrets scrubbed."""
-    return {name: secrets.text(values[name]) for name in names if values.get(name)}
-
-
-def scrubbed_headers(headers: Mapping[str, str], secrets: SecretSet) -> dict[str, str]:
-    return {name: secrets.text(value) for name, value in headers.items()}
+    Header values matter as much as bodies: a header whose name says nothing of a
+    secret (an echo, a custom header) can still carry the key the request sent.
+    """
+    for name in _TEXT_FIELDS:
+        value = getattr(record, name)
+        if value:
+            setattr(record, name, secrets.text(value))
+    for headers in (record.request_headers, record.response_headers):
+        for name, value in headers.items():
+            headers[name] = secrets.text(value)
+    for run in record.guardrail_runs:
+        for name in _RUN_TEXT_FIELDS:
+            value = getattr(run, name)
+            if value:
+                setattr(run, name, secrets.text(value))
 
 
 class SecretScrubber:
@@ -59,15 +60,9 @@ class SecretScrubber:
         for capture in (record.request_body, record.response_body):
             capture.inline = secrets.bytes(capture.inline)
             self._scrub_file(capture, secrets)
-        for name, value in scrubbed_fields(vars(record), RECORD_TEXT_FIELDS, secrets).items():
-            setattr(record, name, value)
-        for headers in (record.request_headers, record.response_headers):
-            headers.update(scrubbed_headers(headers, secrets))
+        scrub_fields(record, secrets)
         for ref in record.files:
             self._scrub_path(self.blobs.root / ref.path, secrets)
-        for run in record.guardrail_runs:
-            for name, value in scrubbed_fields(vars(run), RUN_TEXT_FIELDS, secrets).items():
-                setattr(run, name, value)
 
     def _redact_body_fields(self, capture: BodyCapture) -> list[str]:
         """Redact secret fields of a JSON body, inline and on disk; the values found."""
