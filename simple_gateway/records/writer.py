@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from simple_gateway.records.model import Record, iso
 from simple_gateway.records.spool import Spool
+from simple_gateway.store.advice import advice_for
 from simple_gateway.store.base import Row, RowRejected, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,12 @@ class RecordWriter:
             self._rescue()
             return False
         return self._clean_exit
+
+    def can_keep_records(self) -> bool:
+        """Whether a record submitted now would be stored or spooled, not held in memory."""
+        if self._store is not None:
+            return True
+        return self._held_count == 0 and self._spool.writable()
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -511,7 +518,12 @@ class RecordWriter:
         now = time.monotonic()
         if self._down_since is None:
             self._down_since = now
-            if isinstance(exc, StoreUnavailable):
+            advice = advice_for(str(exc))
+            if advice is not None:
+                log.error(
+                    "writer: store unavailable (%s); spooling and retrying. Fix: %s", exc, advice
+                )
+            elif isinstance(exc, StoreUnavailable):
                 log.warning("writer: store unavailable (%s); spooling and retrying", exc)
             else:
                 log.error("writer: store failed; spooling and retrying", exc_info=exc)
