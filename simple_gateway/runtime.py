@@ -85,6 +85,7 @@ class Gateway:
                 max_request_body=settings.max_request_body,
                 inline_limit=settings.body_inline_limit,
                 access_log=settings.access_log,
+                trusted_proxies=settings.trusted_proxies,
             ),
             self.pool,
             self.watcher,
@@ -126,6 +127,7 @@ class Gateway:
             batch_size=settings.writer_batch_size,
             flush_interval=settings.writer_flush_interval,
             maintenance=Retention(self.blobs, settings.retention_days, settings.retention_max_rows),
+            busy=lambda: len(self.live) > 0,
             journal=self.journal,
         )
 

@@ -40,7 +40,7 @@ from typing import Any
 
 from simple_gateway.logthrottle import ThrottledLog
 from simple_gateway.records.model import BodyCapture, FileRef, Outcome, Record
-from simple_gateway.redaction import scrub_bytes
+from simple_gateway.redaction import redact_body_fields, scrub_bytes
 from simple_gateway.store.base import Row
 
 log = logging.getLogger(__name__)
@@ -235,6 +235,10 @@ def _journal_copy(record: Record) -> dict[str, Any]:
     secrets = state.pop("secrets", None)
     for name in ("request_body", "response_body"):
         body = dict(vars(state[name]))
+        if name == "request_body":
+            body["inline"], _ = redact_body_fields(
+                body["inline"], body["content_type"], body["content_encoding"]
+            )
         if secrets and body["inline"]:
             body["inline"] = scrub_bytes(body["inline"], secrets)
         if body["file"] is not None:

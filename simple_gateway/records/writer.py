@@ -10,6 +10,13 @@ row: a refused row is repaired and retried, and one refused even then is stored 
 minimal row with the original kept in the spool directory. Every record is counted once,
 as written, spooled or failed; while neither the store nor the spool can take a batch it
 waits in memory (bounded), and anything given up is logged with its ids.
+
+The writer shares the worker's interpreter with the request threads, so it converts a
+batch in slices of _SLICE records and, while exchanges are in flight (`busy`), pauses
+briefly between slices: a request waiting for the interpreter lock then gets it at once
+instead of after the writer's switch interval. Before a batch it also waits, up to
+_DEFER_MAX, for the worker to have no exchange in flight, unless a quarter of the queue
+is already full: the records of a burst are written after the burst, not during it.
 """
 
 from __future__ import annotations
@@ -35,6 +42,10 @@ _BACKOFF_MAX = 5.0
 _REPLAY_INTERVAL = 5.0  # how often to look for spool files that other processes left
 _MAX_TEXT_BYTES = 8 * 1024 * 1024
 _INT64 = (-(2**63), 2**63 - 1)
+_SLICE = 16  # records enriched and converted between two chances for requests to run
+_PAUSE = 0.0005  # seconds the writer stands aside after a slice while requests are in flight
+_DEFER_MAX = 1.0  # seconds a batch may wait for the worker to be idle (a burst to pass)
+_DEFER_STEP = 0.01
 _IDENTITY = ("id", "request_id", "started_at", "provider", "method", "path", "status", "outcome")
 
 
@@ -94,6 +105,7 @@ class RecordWriter:
         flush_interval: float = 0.2,
         maintenance: Callable[[Store], None] | None = None,
         maintenance_interval: float = 600.0,
+        busy: Callable[[], bool] | None = None,
         journal: WriterJournal | None = None,
     ) -> None:
         self._open_store = open_store
@@ -106,6 +118,7 @@ class RecordWriter:
         self._flush_interval = flush_interval
         self._maintenance = maintenance
         self._maintenance_interval = maintenance_interval
+        self._busy = busy
         self._journal = journal
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()  # cuts a batch window short: batch full, or stopping
@@ -221,6 +234,8 @@ class RecordWriter:
             first = self._queue.get(timeout=self._idle_timeout())
         except queue.Empty:
             return []
+        if not isinstance(first, _Stop):
+            self._stand_aside()
         if not isinstance(first, _Stop) and self._queue.qsize() < self._batch_size:
             # Let the batch gather rather than wake for every record: each wake-up would
             # cost a request thread a switch of the worker's interpreter lock.
@@ -243,12 +258,32 @@ class RecordWriter:
         self._notify("queue_depth", self._queue.qsize())
         return batch
 
+    def _stand_aside(self) -> None:
+        if self._busy is None:
+            return
+        until = time.monotonic() + _DEFER_MAX
+        while (
+            self._busy()
+            and not self._stopping
+            and self._queue.qsize() < self._queue_size // 4
+            and time.monotonic() < until
+        ):
+            time.sleep(_DEFER_STEP)
+
     def _handle(self, records: list[Record]) -> None:
         if self._journal is not None:
             self._journal.sync()  # bounds what a crash of the machine could lose
-        for record in records:
-            self._enrich_safely(record)
-        requests, files = _rows_of(records)
+        requests: list[Row] = []
+        files: list[Row] = []
+        for start in range(0, len(records), _SLICE):
+            part = records[start : start + _SLICE]
+            for record in part:
+                self._enrich_safely(record)
+            part_requests, part_files = _rows_of(part)
+            requests += part_requests
+            files += part_files
+            if self._busy is not None and self._busy():
+                time.sleep(_PAUSE)
         self._deliver(requests, files)
 
     def _deliver(self, requests: list[Row], files: list[Row]) -> None:
