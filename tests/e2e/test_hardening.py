@@ -254,3 +254,24 @@ def pg_rows(url: str, sql: str) -> list[tuple[object, ...]]:
             return list(cur.fetchall())
     finally:
         conn.close()
+
+
+def test_metrics_folders_left_by_a_killed_gateway_are_removed_at_the_next_start(
+    start_gateway, tmp_path
+):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    killed = start_gateway({"TMPDIR": str(temp)}, name="killed")
+    (left,) = temp.glob("simple-gateway-metrics-*")
+    assert killed.process is not None
+    for pid in [*killed.worker_pids(), killed.process.pid]:
+        os.kill(pid, signal.SIGKILL)
+    killed.process.wait()
+    assert left.exists()
+
+    running = start_gateway({"TMPDIR": str(temp)}, name="next")
+    assert not left.exists()
+    (current,) = temp.glob("simple-gateway-metrics-*")
+    assert requests.get(f"{running.url}/metrics", timeout=10).status_code == 200
+    running.stop()
+    assert not current.exists()
