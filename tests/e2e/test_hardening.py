@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import openai
 import psycopg2  # type: ignore[import-untyped]
 import pytest
 import requests
@@ -275,3 +276,18 @@ def test_metrics_folders_left_by_a_killed_gateway_are_removed_at_the_next_start(
     assert requests.get(f"{running.url}/metrics", timeout=10).status_code == 200
     running.stop()
     assert not current.exists()
+
+
+def test_the_model_field_of_a_multipart_upload_is_recorded(start_gateway):
+    gateway = start_gateway()
+    audio = os.urandom(3 * 1024 * 1024)
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="sk-test-multipart", max_retries=0)
+    client.audio.transcriptions.create(model="whisper-1", file=("a.mp3", audio, "audio/mpeg"))
+    # The model after the file, as `curl -F file=@a.mp3 -F model=...` sends it.
+    files = [("file", ("b.mp3", audio, "audio/mpeg")), ("model", (None, "gpt-4o-transcribe"))]
+    assert requests.post(f"{gateway.url}/v1/audio/transcriptions", files=files).status_code == 200
+
+    assert wait_rows(db_of(gateway), 2) == 2
+    rows = query(db_of(gateway), "select model, request_file_id from requests order by id")
+    assert [r["model"] for r in rows] == ["whisper-1", "gpt-4o-transcribe"]
+    assert all(r["request_file_id"] for r in rows)  # read from the body's file, in chunks
