@@ -70,8 +70,6 @@ class WriterJournal(Protocol):
 
     def settled(self, rows: Sequence[Row]) -> None: ...
 
-    def sync(self) -> None: ...
-
 
 class _Stop:
     """The sentinel that ends the writer thread."""
@@ -271,8 +269,6 @@ class RecordWriter:
             time.sleep(_DEFER_STEP)
 
     def _handle(self, records: list[Record]) -> None:
-        if self._journal is not None:
-            self._journal.sync()  # bounds what a crash of the machine could lose
         requests: list[Row] = []
         files: list[Row] = []
         for start in range(0, len(records), _SLICE):
