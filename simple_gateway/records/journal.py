@@ -22,12 +22,10 @@ no disk write at all in the usual case, where a segment is cleared before the ke
 writes it back.
 
 Secrets: the request's secret values (its key headers and query parameters) are scrubbed
-from the journal's copy of the bodies and the list of them is left out. Key fields inside
-a JSON request body are not redacted here (that scan would cost the request thread more
-than the rest of the journal): like a large body's file, the journal holds the body as the
-client sent it until the writer, which redacts them, has written the record; a replayed
-record is redacted the same way before it is stored. Replay unpickles nothing but plain
-values and the gateway's own dataclasses and enums.
+from the record's text fields and header values and from the journal's copy of the bodies,
+key fields of a JSON request body are redacted in that copy (a quick look at the keys
+spares most bodies the full walk), and the list of secrets is left out. Replay unpickles
+nothing but plain values and the gateway's own dataclasses and enums.
 """
 
 from __future__ import annotations
