@@ -97,6 +97,7 @@ class Gateway:
             guardrails=self.guardrails,
         )
         self._started = False
+        self.draining = False  # stopping: /ready says so to the load balancer
         self._start_lock = threading.Lock()
         self._drained = threading.Event()  # set by stop(): no deadline left to enforce
 
@@ -162,6 +163,7 @@ class Gateway:
 
     def begin_shutdown(self, deadline: float) -> None:
         """Let in-flight exchanges run until `deadline` (monotonic), then interrupt them."""
+        self.draining = True
 
         def interrupt() -> None:
             delay = deadline - time.monotonic()
