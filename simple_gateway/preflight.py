@@ -8,6 +8,10 @@ one line naming it, instead of a traceback from every worker. A check raises
 
 from __future__ import annotations
 
+import json
+import os
+import threading
+import traceback
 from collections.abc import Callable
 
 from simple_gateway.settings import Settings, SettingsError
@@ -87,6 +91,41 @@ CHECKS: tuple[Check, ...] = (
 
 
 def preflight(settings: Settings) -> None:
-    """Raise SettingsError for the first configuration problem found."""
+    """Raise SettingsError for the first configuration problem found.
+
+    The checks build everything the configuration describes, which imports most of the
+    gateway (Flask, guardrails, routing): 20 MB the gunicorn master would then hold for
+    its whole life without using it. So a single-threaded process (the master, before
+    any worker exists) runs them in a forked child and only reads the verdict back.
+    """
+    if threading.active_count() > 1 or not hasattr(os, "fork"):
+        _run_checks(settings)  # forking a threaded process is not safe
+        return
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: run the checks, report, exit without cleanup
+        os.close(read)
+        verdict = {"kind": "ok", "message": ""}
+        try:
+            _run_checks(settings)
+        except SettingsError as exc:
+            verdict = {"kind": "settings", "message": str(exc)}
+        except BaseException:
+            verdict = {"kind": "bug", "message": traceback.format_exc()}
+        with os.fdopen(write, "w") as out:
+            out.write(json.dumps(verdict))
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        text = answer.read()
+    os.waitpid(pid, 0)
+    verdict = json.loads(text) if text else {"kind": "bug", "message": "the check died"}
+    if verdict["kind"] == "settings":
+        raise SettingsError(verdict["message"])
+    if verdict["kind"] == "bug":
+        raise RuntimeError(f"a configuration check failed:\n{verdict['message']}")
+
+
+def _run_checks(settings: Settings) -> None:
     for check in CHECKS:
         check(settings)
