@@ -51,6 +51,12 @@ PROMPT = (
     "on Thursday and to ship on the following Tuesday if the checks pass. "
 ) * 3
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}]}
+SLOW_WEBHOOKS = """
+guardrails:
+  input:
+    - {name: slow-a, type: webhook, url: "WEBHOOK/check?delay_ms=300", priority: 0}
+    - {name: slow-b, type: webhook, url: "WEBHOOK/check?delay_ms=300", priority: PRIORITY}
+"""
 
 
 def latencies(urls: dict[str, str], n: int) -> dict[str, list[float]]:
@@ -105,6 +111,25 @@ def stage_cost_us(n: int = 2000) -> float:
     return (time.process_time() - start) / n * 1e6
 
 
+def webhook_groups(bench: Bench, stack: contextlib.ExitStack, tmp: Path, n: int = 5) -> None:
+    """Two 300 ms webhooks: added latency in one priority group, and in two."""
+    from tests.webhook import WebhookServer
+
+    hook = stack.enter_context(WebhookServer())
+    urls = {}
+    for label, priority in (("one group", "0"), ("two groups", "1")):
+        path = tmp / f"webhooks-{priority}.yaml"
+        path.write_text(SLOW_WEBHOOKS.replace("WEBHOOK", hook.url).replace("PRIORITY", priority))
+        gateway = stack.enter_context(
+            bench.gateway(f"hooks-{priority}", {"GATEWAY_CONFIG": str(path)})
+        )
+        urls[label] = gateway.url + "/v1/chat/completions"
+    plain = stack.enter_context(bench.gateway("hooks-none")).url + "/v1/chat/completions"
+    base = statistics.median(latencies({"none": plain}, n)["none"])
+    for label, values in latencies(urls, n).items():
+        print(f"two 300 ms webhooks, {label}: +{statistics.median(values) - base:.0f} ms p50")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -153,6 +178,7 @@ def main() -> None:
                     f"{result.rps:,.0f} req/s at {CONNECTIONS} ({result.errors} errors)",
                     flush=True,
                 )
+        webhook_groups(bench, stack, Path(tmp))
     cost = stage_cost_us()
     added = statistics.median(a - b for a, b in zip(p50["three"], p50["none"], strict=True))
     drop = (1 - max(rps["three"]) / max(rps["none"])) * 100
