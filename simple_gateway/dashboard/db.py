@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import re
 import sqlite3
 import threading
 import time
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 Row = dict[str, Any]
+_WORDS = re.compile(r"[^\W_]+")
 POOL_SIZE = 4
 SCHEMA_TTL_SECONDS = 30.0
 SQLITE_BUSY_MS = 5_000
@@ -111,9 +113,10 @@ class SqliteDialect:
         return sql, [*args, limit]
 
     def search_parameter(self, text: str) -> str:
-        # Each word becomes a quoted FTS5 string: no operator or column filter in the
-        # person's text is ever interpreted, and all words must match.
-        words = [w.replace('"', '""') for w in text.split()]
+        # Each word (a run of letters and digits, as the index's tokenizer splits them)
+        # becomes a quoted FTS5 string: no operator in the person's text is interpreted,
+        # and all words must match.
+        words = _WORDS.findall(text)
         return " ".join(f'"{w}"' for w in words) or '""'
 
     def exists_table(self) -> str:
@@ -127,8 +130,7 @@ class SqliteDialect:
 POSTGRES_SEARCH_VECTOR = (
     "to_tsvector('simple'::regconfig, "
     "left(coalesce(request_body, ''), 100000) || ' ' "
-    "|| left(coalesce(response_text, ''), 100000) || ' ' "
-    "|| left(coalesce(response_body, ''), 100000))"
+    "|| left(coalesce(response_text, response_body, ''), 100000))"
 )
 
 
@@ -142,7 +144,8 @@ class PostgresDialect:
         return f"{POSTGRES_SEARCH_VECTOR} @@ plainto_tsquery('simple'::regconfig, ?)"
 
     def search_parameter(self, text: str) -> str:
-        return text
+        # The same words as on SQLite: "gpt-4o" finds "gpt-4o-mini" on both databases.
+        return " ".join(_WORDS.findall(text))
 
     def search_page(
         self,
@@ -154,7 +157,7 @@ class PostgresDialect:
         limit: int,
     ) -> tuple[str, list[Any]]:
         where = [*conditions, self.search_condition()]
-        args: list[Any] = [*params, text]
+        args: list[Any] = [*params, self.search_parameter(text)]
         if before:
             where.append("id < ?")
             args.append(before)

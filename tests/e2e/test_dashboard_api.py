@@ -140,6 +140,8 @@ def test_search_finds_prompt_and_reply_text(store_gateway: GatewayProcess) -> No
     assert len(reply_hits) == 1
     assert len(ids(api(store_gateway, "/api/requests", q="tok3"))) == 1  # a stream's text
     assert ids(api(store_gateway, "/api/requests", q="zyzzyva")) == []
+    assert ids(api(store_gateway, "/api/requests", q="!!!")) == []
+    assert len(ids(api(store_gateway, "/api/requests", q="gpt-4o"))) == 3  # gpt-4o, gpt-4o-mini
     # Operators and quotes in the text are searched for, never interpreted.
     assert ids(api(store_gateway, "/api/requests", q='quokka42" OR "x')) == []
     assert len(ids(api(store_gateway, "/api/requests", q="quokka42", status="2xx"))) == 1
