@@ -218,9 +218,11 @@ class RoutedCall:
             headers["Content-Type"] = "application/json"
             headers["Accept-Encoding"] = "identity"
         else:
-            headers = {k: v for k, v in outgoing.items() if k.lower() != "content-length"}
-            if key and key != client_key:
-                headers = {k: v for k, v in headers.items() if k.lower() not in _KEY_HEADERS}
+            # The client's credential never travels as it came: it may be a gateway key, or a
+            # key already settled for the default provider; only the deployment's key goes.
+            dropped = ("content-length", *_KEY_HEADERS)
+            headers = {k: v for k, v in outgoing.items() if k.lower() not in dropped}
+            if key:
                 headers.update(wire.auth_headers(key))
         headers["Content-Length"] = str(len(call.body))
         provider = self.door.providers[deployment.provider]
