@@ -184,8 +184,12 @@ def usage() -> str:
 
 @bp.get("/playground")
 def playground() -> str:
-    providers = sorted(current_gateway().router.providers)
-    return render_template("playground.html", providers=providers)
+    gateway = current_gateway()
+    return render_template(
+        "playground.html",
+        providers=sorted(gateway.router.providers),
+        default_provider=gateway.settings.default_provider,
+    )
 
 
 @bp.route("/login", methods=["GET", "POST"])
