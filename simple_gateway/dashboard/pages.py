@@ -95,7 +95,9 @@ def index() -> str:
         page=page,
         filters=filters,
         before=before,
-        providers=distinct_values(dashboard.db, "provider"),
+        providers=sorted(
+            {*current_gateway().router.providers, *distinct_values(dashboard.db, "provider")}
+        ),
         models=distinct_values(dashboard.db, "model"),
         status_classes=list(STATUS_CLASSES),
         outcomes=list(OUTCOMES),

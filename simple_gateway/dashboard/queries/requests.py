@@ -115,14 +115,14 @@ def poll_mark(now: datetime | None = None) -> str:
 
 
 def distinct_values(db: Database, column: str) -> list[str]:
-    """Providers or models seen in the last 30 days, for the filter menus (from the rollup).
+    """Providers or models seen in the last day, for the filter menus (from the rollup).
 
     Kept for a minute per worker: the menus need not change by the second, and the list page
-    should not scan a month of rollup rows on every load.
+    should not scan rollup rows on every load.
     """
     if column not in ("provider", "model"):
         raise ValueError(column)
-    since = (datetime.now(UTC) - timedelta(days=30)).isoformat()[:16]
+    since = (datetime.now(UTC) - timedelta(days=1)).isoformat()[:16]
     sql = (
         f"SELECT DISTINCT {column} AS value FROM usage_rollup "
         f"WHERE minute >= ? AND {column} <> '' ORDER BY {column}"
