@@ -108,6 +108,44 @@ def error_response(error: errors.GatewayError, request_id: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
+class RequestThreads(futures.ThreadPoolExecutor):
+    """The request threads: PRESTART_THREADS start with the worker, the rest when needed.
+
+    A thread started while hundreds of others compete for the interpreter lock can take
+    milliseconds to run its first line, and ThreadPoolExecutor starts each new one in
+    `submit`, waiting for it: in gunicorn's event loop, a burst of a thousand new streams
+    stalled for seconds behind those start-ups. Here `submit` never waits: when no thread
+    is idle it asks a starter thread for one. Threads already running absorb ordinary
+    bursts (each idle one costs about 20 KB).
+    """
+
+    def __init__(self, max_workers: int, prestart: int) -> None:
+        super().__init__(max_workers=max_workers, thread_name_prefix="request")
+        self._wanted = threading.Semaphore(0)
+        threading.Thread(target=self._start_threads, name="thread-starter", daemon=True).start()
+        count = min(max_workers, prestart)
+        started = threading.Barrier(count + 1)
+        for _ in range(count):
+            self.submit(started.wait)
+        started.wait()
+
+    def _adjust_thread_count(self) -> None:  # called by submit, in the event loop
+        if self._idle_semaphore.acquire(timeout=0):
+            return
+        self._wanted.release()
+
+    def _start_threads(self) -> None:
+        while True:
+            self._wanted.acquire()
+            if self._shutdown:
+                return
+            super()._adjust_thread_count()  # an idle thread since, or a new one
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=wait, cancel_futures=cancel_futures)
+        self._wanted.release()
+
+
 class Connection(gthread.TConn):  # type: ignore[misc]
     """gthread's connection, closed gracefully without blocking the event loop."""
 
@@ -141,21 +179,7 @@ class GatewayWorker(gthread.ThreadWorker):
         super().init_process()
 
     def get_thread_pool(self) -> futures.ThreadPoolExecutor:
-        """The request threads, the first PRESTART_THREADS of them started right away.
-
-        A thread started while hundreds of others compete for the interpreter lock can take
-        seconds to run its first line, and gunicorn's accept loop waits for each one: a burst
-        of a thousand new streams then stalled for tens of seconds behind thread start-ups.
-        With a few hundred threads already running the burst is absorbed (measured: no stall
-        with 256, 50 s stalls with 64). Each idle thread costs about 20 KB.
-        """
-        pool = futures.ThreadPoolExecutor(max_workers=self.cfg.threads)
-        count = min(self.cfg.threads, PRESTART_THREADS)
-        started = threading.Barrier(count + 1)
-        for _ in range(count):
-            pool.submit(started.wait)
-        started.wait()
-        return pool
+        return RequestThreads(int(self.cfg.threads), PRESTART_THREADS)
 
     def run(self) -> None:
         gateway = _gateway_of(self)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import fcntl
 import io
 import logging
+import mmap
 import os
 import pickle
 import struct
@@ -39,7 +40,7 @@ from typing import Any
 
 from simple_gateway.logthrottle import ThrottledLog
 from simple_gateway.records.model import BodyCapture, FileRef, Outcome, Record
-from simple_gateway.redaction import scrub_bytes
+from simple_gateway.redaction import redact_body_fields, scrub_bytes
 from simple_gateway.store.base import Row
 
 log = logging.getLogger(__name__)
@@ -47,23 +48,54 @@ log = logging.getLogger(__name__)
 _PREFIX = "journal-"
 _SUFFIX = ".bin"
 _SEGMENT_BYTES = 8 * 1024 * 1024
-_FRAME = struct.Struct("<I")
+_RETRY_SECONDS = 5.0  # after the disk had no room for a segment
+_FRAME = struct.Struct("<I")  # the length of the pickle that follows; 0 ends the file
+_END = _FRAME.pack(0)
 
 
 class _Segment:
-    """One journal file this worker owns, and the ids in it not settled yet."""
+    """One journal file this worker owns, mapped into memory, and the ids not settled yet.
 
-    def __init__(self, path: Path, fd: int) -> None:
+    Frames are copied into the mapping, not written with a system call: a write would
+    release the interpreter lock on every request, and its re-acquisition costs the request
+    threads more than the rest of the journal. The pages belong to the kernel's page cache,
+    so they outlive a killed process. The file is allocated in full when it is created, so
+    a full disk fails the creation (and the journal waits), never a write into the mapping.
+    """
+
+    def __init__(self, path: Path, fd: int, capacity: int) -> None:
         self.path = path
         self.fd = fd
+        self.map = mmap.mmap(fd, capacity)
+        self.capacity = capacity
         self.size = 0
         self.pending: set[str] = set()
+
+    def add(self, data: bytes) -> bool:
+        """Append one frame; False when it does not fit. The length goes in last, so a
+        process killed in the middle of a copy leaves a frame replay does not see."""
+        end = self.size + _FRAME.size + len(data)
+        if end + _FRAME.size > self.capacity:
+            return False
+        self.map[self.size + _FRAME.size : end] = data
+        self.map[end : end + _FRAME.size] = _END
+        _FRAME.pack_into(self.map, self.size, len(data))
+        self.size = end
+        return True
+
+    def clear(self) -> None:
+        _FRAME.pack_into(self.map, 0, 0)
+        self.size = 0
 
     def remove(self) -> None:
         try:
             self.path.unlink(missing_ok=True)
         finally:
-            os.close(self.fd)
+            self.close()
+
+    def close(self) -> None:
+        self.map.close()
+        os.close(self.fd)
 
 
 class Journal:
@@ -76,11 +108,14 @@ class Journal:
         self._segments: list[_Segment] = []
         self._where: dict[str, _Segment] = {}
         self._errors = ThrottledLog(log)
+        self._open = False
+        self._retry_at = 0.0
 
     def open(self) -> None:
         """Start this worker's first segment; call it in the worker, after the fork."""
         with self._lock:
-            if self._current is None:
+            if not self._open:
+                self._open = True
                 self.directory.mkdir(parents=True, exist_ok=True)
                 self._current = self._new_segment()
 
@@ -90,14 +125,12 @@ class Journal:
             data = pickle.dumps(_journal_copy(record), protocol=pickle.HIGHEST_PROTOCOL)
             with self._lock:
                 segment = self._current
-                if segment is None:
-                    return
-                _write_all(segment.fd, _FRAME.pack(len(data)) + data)
-                segment.size += _FRAME.size + len(data)
+                if segment is None or not segment.add(data):
+                    segment = self._current = self._new_segment(len(data))
+                    if segment is None or not segment.add(data):
+                        return
                 segment.pending.add(record.id)
                 self._where[record.id] = segment
-                if segment.size >= _SEGMENT_BYTES:
-                    self._current = self._new_segment()
         except Exception as exc:
             self._errors.error(
                 type(exc).__name__, "journal: could not keep record %s: %s", record.id, exc
@@ -115,13 +148,12 @@ class Journal:
             for segment in touched:
                 if segment.pending:
                     continue
+                if segment is self._current:
+                    segment.clear()
+                    continue
+                self._segments.remove(segment)
                 try:
-                    if segment is self._current:
-                        os.ftruncate(segment.fd, 0)
-                        segment.size = 0
-                    else:
-                        self._segments.remove(segment)
-                        segment.remove()
+                    segment.remove()
                 except OSError as exc:
                     self._errors.error("trim", "journal: could not trim %s: %s", segment.path, exc)
 
@@ -129,10 +161,11 @@ class Journal:
         """Flush the current segment to the disk (the writer thread, once per batch)."""
         with self._lock:
             segment = self._current
-        if segment is not None and segment.size:
+            size = segment.size if segment is not None else 0
+        if segment is not None and size:
             try:
-                os.fdatasync(segment.fd)
-            except OSError as exc:
+                segment.map.flush(0, mmap.PAGESIZE * (size // mmap.PAGESIZE + 1))
+            except (OSError, ValueError) as exc:
                 self._errors.error("sync", "journal: could not sync %s: %s", segment.path, exc)
 
     def close(self) -> None:
@@ -140,11 +173,12 @@ class Journal:
         with self._lock:
             for segment in self._segments:
                 if segment.pending:
-                    os.close(segment.fd)  # its records are replayed by the next worker
+                    segment.close()  # its records are replayed by the next worker
                 else:
                     segment.remove()
             self._segments = []
             self._current = None
+            self._open = False
             self._where.clear()
 
     def replay(self, submit: Callable[[Record], None], flush: Callable[[], bool]) -> int:
@@ -170,9 +204,23 @@ class Journal:
                 os.close(fd)
         return replayed
 
-    def _new_segment(self) -> _Segment:
+    def _new_segment(self, frame: int = 0) -> _Segment | None:
+        """A fresh segment, or None (no journal for now) when the disk cannot hold one."""
+        if not self._open or time.monotonic() < self._retry_at:
+            return None
+        capacity = max(_SEGMENT_BYTES, 2 * (frame + 2 * _FRAME.size))
         path, fd = _create_locked(self.directory)
-        segment = _Segment(path, fd)
+        try:
+            os.posix_fallocate(fd, 0, capacity)
+            segment = _Segment(path, fd, capacity)
+        except OSError as exc:
+            self._errors.error(
+                "segment", "journal: no room for a journal file (%s); records unjournaled", exc
+            )
+            path.unlink(missing_ok=True)
+            os.close(fd)
+            self._retry_at = time.monotonic() + _RETRY_SECONDS
+            return None
         self._segments.append(segment)
         return segment
 
@@ -187,6 +235,10 @@ def _journal_copy(record: Record) -> dict[str, Any]:
     secrets = state.pop("secrets", None)
     for name in ("request_body", "response_body"):
         body = dict(vars(state[name]))
+        if name == "request_body":
+            body["inline"], _ = redact_body_fields(
+                body["inline"], body["content_type"], body["content_encoding"]
+            )
         if secrets and body["inline"]:
             body["inline"] = scrub_bytes(body["inline"], secrets)
         if body["file"] is not None:
@@ -227,9 +279,11 @@ def _read_records(fd: int, path: Path) -> list[Record]:
     offset = 0
     while offset + _FRAME.size <= len(data):
         (length,) = _FRAME.unpack_from(data, offset)
+        if length == 0:
+            break  # the end of what was written
         frame = data[offset + _FRAME.size : offset + _FRAME.size + length]
         if len(frame) < length:
-            log.warning("journal: %s ends with a torn record; the rest is replayed", path.name)
+            log.warning("journal: %s ends with a torn record", path.name)
             break
         offset += _FRAME.size + length
         try:
@@ -262,7 +316,7 @@ def _create_locked(directory: Path) -> tuple[Path, int]:
         path = directory / f"{_PREFIX}{os.getpid()}-{ms}{_SUFFIX}"
         ms += 1
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             continue
         try:
@@ -281,12 +335,6 @@ def _same_file(path: Path, fd: int) -> bool:
         return False
     held = os.fstat(fd)
     return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 class JournaledSink:

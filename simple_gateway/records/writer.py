@@ -14,7 +14,9 @@ waits in memory (bounded), and anything given up is logged with its ids.
 The writer shares the worker's interpreter with the request threads, so it converts a
 batch in slices of _SLICE records and, while exchanges are in flight (`busy`), pauses
 briefly between slices: a request waiting for the interpreter lock then gets it at once
-instead of after the writer's switch interval.
+instead of after the writer's switch interval. Before a batch it also waits, up to
+_DEFER_MAX, for the worker to have no exchange in flight, unless a quarter of the queue
+is already full: the records of a burst are written after the burst, not during it.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ _MAX_TEXT_BYTES = 8 * 1024 * 1024
 _INT64 = (-(2**63), 2**63 - 1)
 _SLICE = 16  # records enriched and converted between two chances for requests to run
 _PAUSE = 0.0005  # seconds the writer stands aside after a slice while requests are in flight
+_DEFER_MAX = 1.0  # seconds a batch may wait for the worker to be idle (a burst to pass)
+_DEFER_STEP = 0.01
 _IDENTITY = ("id", "request_id", "started_at", "provider", "method", "path", "status", "outcome")
 
 
@@ -223,6 +227,8 @@ class RecordWriter:
             first = self._queue.get(timeout=self._idle_timeout())
         except queue.Empty:
             return []
+        if not isinstance(first, _Stop):
+            self._stand_aside()
         if not isinstance(first, _Stop) and self._queue.qsize() < self._batch_size:
             # Let the batch gather rather than wake for every record: each wake-up would
             # cost a request thread a switch of the worker's interpreter lock.
@@ -244,6 +250,18 @@ class RecordWriter:
         self._in_hand = batch
         self._notify("queue_depth", self._queue.qsize())
         return batch
+
+    def _stand_aside(self) -> None:
+        if self._busy is None:
+            return
+        until = time.monotonic() + _DEFER_MAX
+        while (
+            self._busy()
+            and not self._stopping
+            and self._queue.qsize() < self._queue_size // 4
+            and time.monotonic() < until
+        ):
+            time.sleep(_DEFER_STEP)
 
     def _handle(self, records: list[Record]) -> None:
         if self._journal is not None:

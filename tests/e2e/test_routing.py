@@ -1,7 +1,7 @@
 """Model aliases and provider/model names through the front door, driven by the OpenAI SDK.
 
 The upstreams are mocks that speak Anthropic's Messages API and Gemini's generateContent
-(tests/provider_mocks.py); the default provider is the shared OpenAI mock.
+(tests.routing_mocks.py); the default provider is the shared OpenAI mock.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import yaml
 
 from tests.gateway import GatewayProcess, free_port
 from tests.polling import wait_for_count
-from tests.provider_mocks import TOOL_ARGS, USAGE_CACHED, USAGE_IN, USAGE_OUT, ProviderMock
+from tests.routing_mocks import TOOL_ARGS, USAGE_CACHED, USAGE_IN, USAGE_OUT, ProviderMock
 from tests.upstream import MockUpstream
 
 KEY = "sk-routing-test-key-0001"

@@ -9,7 +9,8 @@ offers tools and carries no tool result yet is answered with a call of the first
 
 Each mock is its own server (one per deployment in a test), scripted through attributes:
 `statuses` is a queue of error statuses to answer before answering normally, `delay`
-holds every answer back, `retry_after` is sent with 429s. Every request is recorded.
+holds every answer back, `retry_after` is sent with 429s, `chunk_delay` spaces stream
+events. Every request is recorded.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class ProviderMock:
     delay: float = 0.0
     retry_after: str | None = None
     chunks: int = 3
+    chunk_delay: float = 0.0  # seconds between stream events
     received: list[Seen] = field(default_factory=list)
     url: str = ""
     _loop: asyncio.AbstractEventLoop | None = None
@@ -262,10 +264,18 @@ class ProviderMock:
     async def _sse(self, request: web.Request, events: Iterator[bytes]) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        for event in events:
+        for index, event in enumerate(events):
+            if index and self.chunk_delay and _carries_content(event):
+                await asyncio.sleep(self.chunk_delay)
             await response.write(event)
         await response.write_eof()
         return response
+
+
+def _carries_content(event: bytes) -> bool:
+    """Spaced by `chunk_delay`: Anthropic's framing events (message_start, ping, block starts
+    and stops, message_delta, message_stop) follow at once, as Anthropic sends them."""
+    return not event.startswith(b"event: ") or b"content_block_delta" in event
 
 
 def _anthropic_usage(output: int) -> dict[str, int]:
