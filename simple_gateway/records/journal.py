@@ -40,7 +40,8 @@ from typing import Any
 
 from simple_gateway.logthrottle import ThrottledLog
 from simple_gateway.records.model import BodyCapture, FileRef, Outcome, Record
-from simple_gateway.redaction import redact_body_fields, scrub_bytes
+from simple_gateway.records.scrub import scrub_fields
+from simple_gateway.redaction import SecretSet, redact_body_fields
 from simple_gateway.store.base import Row
 
 log = logging.getLogger(__name__)
@@ -231,8 +232,11 @@ def _journal_copy(record: Record) -> dict[str, Any]:
     Bodies become dicts (pickling dataclass instances costs three times as much); fields
     holding other dataclasses are pickled as they are and restored by `_RecordUnpickler`.
     """
+    secrets = SecretSet(record.secrets)
+    if secrets:  # the writer scrubs the same fields again; scrubbing is idempotent
+        scrub_fields(record, secrets)
     state = dict(vars(record))
-    secrets = state.pop("secrets", None)
+    del state["secrets"]
     for name in ("request_body", "response_body"):
         body = dict(vars(state[name]))
         if name == "request_body":
@@ -240,7 +244,7 @@ def _journal_copy(record: Record) -> dict[str, Any]:
                 body["inline"], body["content_type"], body["content_encoding"]
             )
         if secrets and body["inline"]:
-            body["inline"] = scrub_bytes(body["inline"], secrets)
+            body["inline"] = secrets.bytes(body["inline"])
         if body["file"] is not None:
             body["file"] = dict(vars(body["file"]))
         state[name] = body

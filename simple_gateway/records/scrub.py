@@ -15,6 +15,23 @@ from simple_gateway.records.model import BodyCapture, Record
 from simple_gateway.redaction import SecretSet, is_json_body, redact_json_fields
 
 _FILE_SCAN_LIMIT = 64 * 1024 * 1024
+# Text fields of a record that may hold a secret value the request carried.
+_TEXT_FIELDS = ("response_text", "error_message", "upstream_url", "query", "upstream_request_body")
+
+
+def scrub_fields(record: Record, secrets: SecretSet) -> None:
+    """Scrub the record's text fields and header values in place (not bodies, not files).
+
+    Header values matter as much as bodies: a header whose name says nothing of a
+    secret (an echo, a custom header) can still carry the key the request sent.
+    """
+    for name in _TEXT_FIELDS:
+        value = getattr(record, name)
+        if value:
+            setattr(record, name, secrets.text(value))
+    for headers in (record.request_headers, record.response_headers):
+        for name, value in headers.items():
+            headers[name] = secrets.text(value)
 
 
 class SecretScrubber:
@@ -35,19 +52,7 @@ class SecretScrubber:
         for capture in (record.request_body, record.response_body):
             capture.inline = secrets.bytes(capture.inline)
             self._scrub_file(capture, secrets)
-        for name in (
-            "response_text",
-            "error_message",
-            "upstream_url",
-            "query",
-            "upstream_request_body",
-        ):
-            value = getattr(record, name)
-            if value:
-                setattr(record, name, secrets.text(value))
-        for headers in (record.request_headers, record.response_headers):
-            for name, value in headers.items():
-                headers[name] = secrets.text(value)
+        scrub_fields(record, secrets)
         for ref in record.files:
             self._scrub_path(self.blobs.root / ref.path, secrets)
 
