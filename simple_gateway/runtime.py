@@ -8,14 +8,18 @@ fork, and a writer started in the master would keep records no worker ever sends
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
 
+from simple_gateway.keys import GatewayKeys, KeyGate
 from simple_gateway.metrics import GatewayMetrics
 from simple_gateway.providers import Router, build_provider, register_builtin_types
+from simple_gateway.providers.sink import ProviderSink
 from simple_gateway.proxy.exchange import LiveExchanges
 from simple_gateway.proxy.forwarder import Forwarder, ForwarderConfig
+from simple_gateway.proxy.transport import Network
 from simple_gateway.proxy.upstream import UpstreamPool
 from simple_gateway.proxy.watcher import DisconnectWatcher
 from simple_gateway.records.blobs import BlobStore
@@ -45,7 +49,8 @@ class Gateway:
         self.settings = settings
         self.started_at = time.time()
         register_builtin_types()
-        providers = [build_provider(config) for config in settings.providers.values()]
+        network = Network.from_environment(os.environ, settings.upstream_ca_bundle)
+        providers = [build_provider(config, network) for config in settings.providers.values()]
         default = next(p for p in providers if p.name == settings.default_provider)
         self.router = Router(providers, default)
         self.pool = UpstreamPool(settings.upstream_connect_timeout, settings.upstream_read_timeout)
@@ -54,6 +59,9 @@ class Gateway:
         self.metrics = GatewayMetrics() if settings.metrics_enabled else None
         self.blobs = BlobStore(settings.file_storage_path) if settings.records_enabled else None
         self.writer = self._build_writer() if settings.records_enabled else None
+        self.sink = (
+            ProviderSink(self.writer, self.router.providers, self.blobs) if self.writer else None
+        )
         self.forwarder = Forwarder(
             ForwarderConfig(
                 instance_id=instance_id,
@@ -65,8 +73,9 @@ class Gateway:
             self.watcher,
             self.live,
             blobs=self.blobs,
-            records=self.writer,
+            records=self.sink,
             observer=self.metrics,
+            gate=KeyGate(GatewayKeys.parse(settings.gateway_api_keys)),
         )
         self._started = False
         self._start_lock = threading.Lock()
@@ -134,6 +143,8 @@ class Gateway:
         self._drained.set()
         self.live.interrupt_all()
         self.watcher.stop()
+        if self.sink is not None:
+            self.sink.close(timeout / 2)
         if self.writer is not None:
             drained = self.writer.stop(timeout)
             if not drained:

@@ -23,7 +23,8 @@ from urllib.parse import parse_qsl
 
 from simple_gateway import errors
 from simple_gateway.ids import accept_client_id, new_id
-from simple_gateway.providers import Route
+from simple_gateway.keys import KeyGate
+from simple_gateway.providers import Provider, Route
 from simple_gateway.proxy.capture import BodyTap
 from simple_gateway.proxy.exchange import Exchange, LiveExchanges
 from simple_gateway.proxy.headers import request_headers, strip_hop_by_hop
@@ -33,7 +34,6 @@ from simple_gateway.proxy.upstream import (
     Target,
     UpstreamConnection,
     UpstreamPool,
-    split_url,
 )
 from simple_gateway.proxy.watcher import DisconnectWatcher, Watch
 from simple_gateway.records.blobs import BlobStore
@@ -75,8 +75,10 @@ class Forwarder:
         blobs: BlobStore | None = None,
         records: RecordSink | None = None,
         observer: ExchangeObserver | None = None,
+        gate: KeyGate | None = None,
     ) -> None:
         self.config = config
+        self.gate = gate or KeyGate(None)
         self.pool = pool
         self.watcher = watcher
         self.live = live
@@ -97,11 +99,11 @@ class Forwarder:
         try:
             return self._forward(exchange, record, environ, headers, route, start_response, watch)
         except (errors.GatewayError, _Stopped) as error:
-            return self._fail(exchange, record, error, start_response, watch)
+            return self._fail(exchange, record, error, start_response, watch, route.provider)
         except Exception:
             log.exception("request %s failed inside the gateway", exchange.request_id)
             internal = errors.InternalError("the gateway failed while handling this request")
-            return self._fail(exchange, record, internal, start_response, watch)
+            return self._fail(exchange, record, internal, start_response, watch, route.provider)
 
     # -- the request leg ---------------------------------------------------------
 
@@ -122,11 +124,17 @@ class Forwarder:
                 f"request body of {length} bytes exceeds this gateway's limit of "
                 f"{self.config.max_request_body} bytes (MAX_REQUEST_BODY_MB)"
             )
+        # Gateway keys and provider credentials, static headers, version defaults.
+        upstream = self.gate.admit(
+            route.provider, route.upstream_path, self._outgoing_headers(headers)
+        )
+        record.gateway_key, record.model = upstream.gateway_key, upstream.model
+        record.secrets += upstream.secrets
         tap = self._tap(exchange, route, "request", headers.get("Content-Type"), None)
         body = self._request_body(environ, length, tap)
-        outgoing = self._outgoing_headers(headers)
-        target = split_url(route.provider.upstream_url(route.upstream_path))
-        record.upstream_url = route.provider.base_url + _redacted_path(route.upstream_path)
+        outgoing = upstream.headers
+        target = route.provider.target(upstream.path)
+        record.upstream_url = route.provider.base_url + _redacted_path(upstream.path)
         try:
             conn, response = self._send(exchange, target, environ["REQUEST_METHOD"], outgoing, body)
         finally:
@@ -231,7 +239,7 @@ class Forwarder:
         if chunked:
             headers["Transfer-Encoding"] = "chunked"
         while True:
-            conn = self.pool.acquire(target.origin)
+            conn = self.pool.acquire(target)
             exchange.upstream = conn
             if exchange.stop_reason is not None:
                 conn.abort()
@@ -271,6 +279,7 @@ class Forwarder:
         error: errors.GatewayError | _Stopped,
         start_response: StartResponse,
         watch: Watch | None,
+        provider: Provider | None = None,
     ) -> Iterable[bytes]:
         if isinstance(error, _Stopped):
             record.outcome = exchange.stop_reason or Outcome.CLIENT_DISCONNECTED
@@ -281,7 +290,7 @@ class Forwarder:
             record.error_kind = error.code
         record.status = error.status
         record.error_message = error.message
-        body = error.body()
+        body = provider.error_body(error) if provider is not None else error.body()
         record.response_body = BodyCapture(
             inline=body, size=len(body), content_type="application/json"
         )
@@ -290,7 +299,7 @@ class Forwarder:
         log.log(log_level, "request %s: %s %s", exchange.request_id, error.status, error.message)
         start_response(
             f"{error.status} {_reason(error.status)}",
-            errors.error_headers(error, exchange.request_id),
+            errors.error_headers(error, exchange.request_id, body),
         )
         self._finish(exchange, record, watch)
         return [body]

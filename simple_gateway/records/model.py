@@ -93,6 +93,7 @@ class Record:
     cost_usd: float | None = None
     cost_status: str | None = None
     files: list[FileRef] = field(default_factory=list)
+    gateway_key: str | None = None  # fingerprint of the gateway key presented
     # Secret values the request carried, to scrub from stored bodies; never stored.
     secrets: list[str] = field(default_factory=list, repr=False)
 
