@@ -19,8 +19,10 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from simple_gateway import errors
-from simple_gateway.ids import new_id
+from simple_gateway.dashboard import register_dashboard
+from simple_gateway.ids import new_id, stamp_responses
 from simple_gateway.proxy.forwarder import raw_path
+from simple_gateway.proxy.paths import unsafe_path
 from simple_gateway.runtime import Gateway, current_gateway
 from simple_gateway.settings import Settings, load_settings
 from simple_gateway.status import bp as status_bp
@@ -38,13 +40,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     gateway = Gateway(settings, instance_id)
     app.extensions["simple_gateway"] = gateway
     app.register_blueprint(status_bp)
+    register_dashboard(app, settings)
     app.register_error_handler(HTTPException, _render_http_error)
     app.wsgi_app = ProxyDispatcher(gateway, app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 
 class ProxyDispatcher:
-    """Sends provider routes to the forwarder and everything else to Flask."""
+    """Sends provider routes to the forwarder and everything else to Flask.
+
+    The forwarder gives its responses their x-request-id itself; every other response
+    (pages, 404, 405, errors before any route was found) gets one here, once for all.
+    """
 
     def __init__(self, gateway: Gateway, fallback: WSGIApp) -> None:
         self.gateway = gateway
@@ -55,12 +62,26 @@ class ProxyDispatcher:
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
+        segment = unsafe_path(environ)
+        if segment is not None:
+            return self._refuse_path(environ, start_response, segment)
         route = self.router.route(raw_path(environ), environ.get("QUERY_STRING", ""))
         if route is None:
-            return self.fallback(environ, start_response)
+            return self.fallback(environ, stamp_responses(environ, start_response))
         if not self.gateway.started:
             self.gateway.start()  # servers without the worker hooks start it on first use
         return self.forwarder(environ, start_response, route)
+
+    def _refuse_path(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], segment: str
+    ) -> Iterable[bytes]:
+        error = errors.BadRequest(
+            f"the request path has a dot-segment ({segment!r}); paths are forwarded as they "
+            "are, so '.' and '..' segments (plain or percent-encoded) are refused"
+        )
+        self.forwarder.record_rejection(environ, error)
+        start_response(f"{error.status} Bad Request", errors.error_headers(error))
+        return [error.body()]
 
 
 def _render_http_error(exc: HTTPException) -> Response:

@@ -2,7 +2,8 @@
 
 GatewayError
 ├── BadRequest            400 invalid_request_error
-├── Unauthorized          401 invalid_request_error / invalid_api_key (gateway keys)
+├── Unauthorized          401 authentication_error / unauthorized
+│   └── InvalidApiKey     401 invalid_request_error / invalid_api_key (gateway keys)
 ├── NotFound              404 invalid_request_error / unknown_route
 ├── PayloadTooLarge       413 invalid_request_error / request_too_large
 ├── LoopDetected          508 gateway_error / loop_detected
@@ -42,6 +43,12 @@ class BadRequest(GatewayError):
 
 
 class Unauthorized(GatewayError):
+    status, type, code = 401, "authentication_error", "unauthorized"
+
+
+class InvalidApiKey(Unauthorized):
+    """A proxied request without a valid key, in the shape OpenAI uses for one."""
+
     status, type, code = 401, "invalid_request_error", "invalid_api_key"
 
 

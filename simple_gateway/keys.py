@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from simple_gateway.errors import Unauthorized
+from simple_gateway.errors import InvalidApiKey
 from simple_gateway.providers.base import Provider, UpstreamRequest
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -76,28 +78,66 @@ class KeyGate:
     def __init__(self, keys: GatewayKeys | None) -> None:
         self.keys = keys
 
-    def admit(self, provider: Provider, path: str, headers: dict[str, str]) -> UpstreamRequest:
-        """The request to send upstream; raises Unauthorized when it may not go."""
-        request = UpstreamRequest(path, headers)
-        presented = provider.credentials(request)
+    def admit(self, provider: Provider, path: str, headers: Mapping[str, str]) -> Admission:
+        """Check the client's credentials; raises InvalidApiKey when the request may not go.
+
+        Called before anything else looks at the request, so an unauthenticated one
+        costs nothing (no guardrail, no provider call).
+        """
+        presented = provider.credentials(UpstreamRequest(path, dict(headers)))
         if self.keys is not None:
             accepted = next((k for k in presented if self.keys.accepts(k)), None)
             if accepted is None:
-                raise Unauthorized(
+                raise InvalidApiKey(
                     "a valid gateway key is required: send it as 'Authorization: Bearer <key>' "
                     "or in this provider's API key header"
                     if not presented
                     else "the key presented is not a valid gateway key"
                 )
-            request.gateway_key = digest(accepted)[:8]
-            key = provider.pick_key()
-            provider.replace_credentials(request, key)
-            if key:
-                request.secrets.append(key)
-        elif not presented and provider.has_keys:
-            raise Unauthorized(
+            return Admission(provider, path, digest(accepted)[:8], True, provider.pick_key())
+        if not presented and provider.has_keys:
+            raise InvalidApiKey(
                 f"provider '{provider.name}' needs an API key: send your own key, or ask for a "
                 "gateway key (the gateway uses its provider keys only for gateway-key holders)"
             )
-        provider.prepare(request)
+        return Admission(provider, path, None, False, None)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A request let through, and what its credentials become on the way upstream."""
+
+    provider: Provider
+    path: str
+    gateway_key: str | None  # fingerprint of the gateway key presented
+    replace: bool  # the client's credential is a gateway key: swap in the provider's
+    key: str | None = field(repr=False)
+
+    def apply(self, headers: dict[str, str]) -> UpstreamRequest:
+        """The request as it leaves: credentials settled, the provider's conventions applied."""
+        request = UpstreamRequest(self.path, headers, gateway_key=self.gateway_key)
+        if self.replace:
+            self.provider.replace_credentials(request, self.key)
+            if self.key:
+                request.secrets.append(self.key)
+        self.provider.prepare(request)
         return request
+
+
+class ProviderKeys:
+    """The key a routed call (an alias or provider/model name) sends to its provider.
+
+    The request already passed the gate: with gateway keys, its credential is now a
+    provider key of the gateway, so the deployment's provider gets one of its own keys;
+    without them the client's own key travels, never one the gateway holds.
+    """
+
+    def __init__(self, gate: KeyGate, providers: Mapping[str, Provider]) -> None:
+        self.gate = gate
+        self.providers = providers
+
+    def key_for(self, provider: str, client_key: str | None) -> str | None:
+        if self.gate.keys is None:
+            return client_key
+        target = self.providers.get(provider)
+        return target.pick_key() if target is not None else None

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from simple_gateway.records.model import Record
+    from simple_gateway.records.model import GuardrailRun, Record
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -45,6 +45,9 @@ DURATION_BUCKETS = (
     300.0,
     600.0,
 )
+
+# From a local regex (tens of microseconds) to a slow webhook or judge.
+GUARDRAIL_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 _RECORD_EVENTS = {
     "written": "Records written to the database.",
@@ -93,6 +96,25 @@ class GatewayMetrics:
             ["provider", "status_class", "outcome"],
             registry=self.registry,
         )
+        self._attempts = Counter(
+            "gateway_deployment_attempts_total",
+            "Upstream attempts of routed requests, by deployment and outcome "
+            "(answered, retried, gave_up).",
+            ["deployment", "outcome"],
+            registry=self.registry,
+        )
+        self._failures = Counter(
+            "gateway_deployment_failures_total",
+            "Failed upstream attempts of routed requests, by deployment and kind.",
+            ["deployment", "error_kind"],
+            registry=self.registry,
+        )
+        self._cooldowns = Counter(
+            "gateway_deployment_cooldowns_total",
+            "Times a deployment was taken out of rotation after a failure.",
+            ["deployment"],
+            registry=self.registry,
+        )
         self._duration = Histogram(
             "gateway_request_duration_seconds",
             "Time from the request's arrival to the end of the response.",
@@ -100,6 +122,27 @@ class GatewayMetrics:
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
+
+        self._guardrail_runs = Counter(
+            "gateway_guardrail_runs_total",
+            "Guardrail executions, by guardrail, stage and verdict.",
+            ["guardrail", "stage", "verdict"],
+            registry=self.registry,
+        )
+        self._guardrail_duration = Histogram(
+            "gateway_guardrail_duration_seconds",
+            "Time a guardrail took to give its verdict.",
+            ["guardrail", "stage"],
+            buckets=GUARDRAIL_BUCKETS,
+            registry=self.registry,
+        )
+
+    def guardrail_run(self, run: GuardrailRun) -> None:
+        self._guardrail_runs.labels(run.guardrail, run.stage, run.verdict).inc()
+        if run.verdict != "cancelled":
+            self._guardrail_duration.labels(run.guardrail, run.stage).observe(
+                run.duration_ms / 1000
+            )
 
     def records_written(self, n: int) -> None:
         self._records["written"].inc(n)
@@ -119,6 +162,13 @@ class GatewayMetrics:
     def exchange_finished(self, record: Record) -> None:
         duration = None if record.ended_at is None else record.ended_at - record.started_at
         self.request_finished(record.provider, record.status, str(record.outcome), duration)
+        for attempt in record.attempts:
+            self._attempts.labels(attempt.deployment, attempt.outcome).inc()
+            if attempt.error_kind is not None:
+                self._failures.labels(attempt.deployment, attempt.error_kind).inc()
+
+    def deployment_cooled(self, deployment: str) -> None:
+        self._cooldowns.labels(deployment).inc()
 
     def request_finished(
         self, provider: str, status: int | None, outcome: str, duration: float | None
@@ -133,7 +183,7 @@ class GatewayMetrics:
 
         return generate_latest(self._readable_registry()), CONTENT_TYPE_LATEST
 
-    def record_counters(self) -> dict[str, float]:
+    def record_counters(self) -> dict[str, int]:
         """Written, spooled, replayed and failed records, summed over every process."""
         totals = dict.fromkeys(_RECORD_EVENTS, 0.0)
         wanted = {f"gateway_records_{event}_total": event for event in _RECORD_EVENTS}
@@ -142,7 +192,7 @@ class GatewayMetrics:
                 event = wanted.get(sample.name)
                 if event is not None:
                     totals[event] += sample.value
-        return totals
+        return {event: round(count) for event, count in totals.items()}
 
     def _readable_registry(self) -> CollectorRegistry:
         if not os.environ.get(MULTIPROCESS_ENV):

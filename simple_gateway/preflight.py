@@ -52,8 +52,56 @@ def _prices(settings: Settings) -> None:
         raise SettingsError(f"prices: {exc}") from None
 
 
+def _database(settings: Settings) -> None:
+    """DATABASE_URL names a store this gateway can open (nothing connects yet)."""
+    from simple_gateway.store.registry import open_store
+
+    if not settings.records_enabled:
+        return
+    try:
+        open_store(settings.database_url or None, settings.db_path)
+    except ValueError as exc:
+        name = "DATABASE_URL" if settings.database_url else "DB_PATH"
+        raise SettingsError(f"{name}: {exc}") from None
+
+
+def _guardrails(settings: Settings) -> None:
+    from simple_gateway.guardrails import build_config
+
+    try:
+        build_config(settings)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def _models(settings: Settings) -> None:
+    from simple_gateway.providers import register_builtin_types
+    from simple_gateway.routing.config import parse_models
+    from simple_gateway.translate.formats import register_builtin_formats
+
+    register_builtin_types()
+    register_builtin_formats()
+    parse_models(
+        settings.sections.get("models"), settings.sections.get("routing"), settings.providers
+    )
+
+
+def _dashboard(settings: Settings) -> None:
+    from simple_gateway.dashboard.auth import check_settings
+
+    check_settings(settings)
+
+
 # One entry per feature that reads configuration; each runs in the order listed.
-CHECKS: tuple[Check, ...] = (_providers, _gateway_keys, _prices)
+CHECKS: tuple[Check, ...] = (
+    _providers,
+    _gateway_keys,
+    _prices,
+    _database,
+    _models,
+    _guardrails,
+    _dashboard,
+)
 
 
 def preflight(settings: Settings) -> None:

@@ -8,6 +8,7 @@ being able to recover either. Everything stored, logged or shown passes through 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -100,7 +101,160 @@ def redact_query(query: str) -> str:
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:
     """Remove known secret values from free text (e.g. an upstream error that echoes a key)."""
-    for secret in secrets:
-        if secret and len(secret) >= 8:
-            text = text.replace(secret, redact_value(secret))
+    return scrub_text(text, [s for s in secrets if len(s) >= 8])
+
+
+HIDDEN = "***"
+_URL_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>.*)$", re.DOTALL)
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
+_KEYWORD_PASSWORD = re.compile(
+    r"(?<![\w])((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S*)", re.IGNORECASE
+)
+
+
+def hide_database_password(dsn: str) -> str:
+    """A database URL or libpq key=value DSN with every password shown as `***`.
+
+    Covers `scheme://user:password@host` (a password holding `@` too: the user part ends at
+    the last `@` of the authority), `?password=` in the query, and `password=...` /
+    `password='quoted value'` in the key=value form.
+    """
+    match = _URL_USERINFO.match(dsn.strip())
+    if match is None:
+        return _KEYWORD_PASSWORD.sub(lambda m: m.group(1) + HIDDEN, dsn)
+    rest = match.group("rest")
+    authority_end = len(rest)
+    for mark in ("?", "#"):
+        index = rest.find(mark)
+        if index != -1:
+            authority_end = min(authority_end, index)
+    authority, tail = rest[:authority_end], rest[authority_end:]
+    userinfo, at, host = authority.rpartition("@")
+    if at:
+        user, colon, _password = userinfo.partition(":")
+        authority = f"{user}{colon and ':' + HIDDEN}@{host}"
+    return match.group("scheme") + authority + _QUERY_PASSWORD.sub(r"\1" + HIDDEN, tail)
+
+
+def url_has_credentials(url: str) -> bool:
+    """True when a URL carries `user[:password]@` before its host."""
+    match = _URL_USERINFO.match(url.strip())
+    if match is None:
+        return False
+    authority = re.split(r"[/?#]", match.group("rest"), maxsplit=1)[0]
+    return "@" in authority
+
+
+def _hex_class(byte: int) -> str:
+    """`%2F`-style hex for a byte, matching either letter case: `2[fF]`."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in f"{byte:02X}")
+
+
+def _encodings_of(char: str) -> list[str]:
+    """Regex alternatives for one character as a provider may echo it back.
+
+    The character itself; URL-encoded (`%5F`, `%5f`, each UTF-8 byte); `+` for a space;
+    JSON-escaped (`\\u005f`, `\\/`, `\\"`, `\\\\`).
+    """
+    options = [re.escape(char)]
+    options.append("".join("%" + _hex_class(b) for b in char.encode("utf-8")))
+    code = ord(char)
+    if code <= 0xFFFF:
+        options.append(r"\\u" + "".join(_hex_class(b) for b in code.to_bytes(2, "big")))
+    if char == " ":
+        options.append(r"\+")
+    if char in '/"\\':
+        options.append(re.escape("\\" + char))
+    return options
+
+
+@lru_cache(maxsize=256)
+def secret_pattern(secret: str) -> re.Pattern[str]:
+    """Matches `secret` written in any mix of the encodings a provider plausibly echoes."""
+    return re.compile("".join(f"(?:{'|'.join(_encodings_of(c))})" for c in secret))
+
+
+@lru_cache(maxsize=256)
+def secret_bytes_pattern(secret: str) -> re.Pattern[bytes]:
+    """`secret_pattern` for bytes (a body as stored); non-ASCII characters as UTF-8."""
+    return re.compile(secret_pattern(secret).pattern.encode("utf-8"))
+
+
+@lru_cache(maxsize=256)
+def _anchor(secret: str) -> str:
+    """The secret's longest run of letters and digits: every encoding above keeps it as is.
+
+    Checking for it first (a plain substring search) spares the regex scan of nearly every
+    body, which holds no secret at all.
+    """
+    runs = re.findall(r"[A-Za-z0-9]+", secret)
+    return max(runs, key=len) if runs else ""
+
+
+def _ordered(secrets: Iterable[str]) -> list[str]:
+    # Longer secrets first, so `Bearer+sk-...` goes whole rather than leaving `Bearer+`.
+    return sorted({s for s in secrets if s}, key=len, reverse=True)
+
+
+def scrub_text(text: str, secrets: Iterable[str]) -> str:
+    """`text` with each secret, in any echoed encoding, replaced by its redacted form."""
+    for secret in _ordered(secrets):
+        anchor = _anchor(secret)
+        if len(anchor) >= 4 and anchor not in text:
+            continue
+        # The redacted form holds no backslash, so it is a literal replacement.
+        text = secret_pattern(secret).sub(redact_value(secret), text)
     return text
+
+
+def scrub_bytes(data: bytes, secrets: Iterable[str]) -> bytes:
+    """`scrub_text` for bytes."""
+    for secret in _ordered(secrets):
+        anchor = _anchor(secret)
+        if len(anchor) >= 4 and anchor.encode() not in data:
+            continue
+        data = secret_bytes_pattern(secret).sub(redact_value(secret).encode("utf-8"), data)
+    return data
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*(?:"|$)', re.DOTALL)
+_JSON_COLON = re.compile(rb"\s*:\s*")
+
+
+def redact_json_fields(body: bytes) -> tuple[bytes, list[str]]:
+    """A JSON body with the string values of secret-named fields redacted, at any depth.
+
+    Fields are judged by `is_secret_name`, as headers are (`api_key`, `apiKey`, `token`,
+    `password`, ... but not `max_tokens`). The rest of the body keeps its exact bytes. A body
+    cut short (a preview) is handled too: a value cut in the middle is redacted as it stands.
+    Returns the body and the values found, so their echoes can be scrubbed as well.
+    """
+    pieces: list[bytes] = []
+    found: list[str] = []
+    position = 0
+    strings = _JSON_STRING.finditer(body)
+    for token in strings:
+        colon = _JSON_COLON.match(body, token.end())
+        if colon is None or not is_secret_name(_json_text(token.group())):
+            continue
+        value = _JSON_STRING.match(body, colon.end())
+        if value is None:
+            continue
+        secret = _json_text(value.group())
+        pieces += [body[position : value.start()], json.dumps(redact_value(secret)).encode()]
+        position = value.end()
+        found.append(secret)
+        next(strings, None)  # the value itself is not a key
+    if not found:
+        return body, []
+    pieces.append(body[position:])
+    return b"".join(pieces), found
+
+
+def _json_text(token: bytes) -> str:
+    """The text of a JSON string token; its raw inside when it does not parse (cut short)."""
+    try:
+        text = json.loads(token)
+    except ValueError:
+        return token.strip(b'"').decode("utf-8", "replace")
+    return text if isinstance(text, str) else ""

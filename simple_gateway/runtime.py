@@ -13,7 +13,8 @@ import threading
 import time
 from pathlib import Path
 
-from simple_gateway.keys import GatewayKeys, KeyGate
+from simple_gateway.guardrails import Guardrails
+from simple_gateway.keys import GatewayKeys, KeyGate, ProviderKeys
 from simple_gateway.metrics import GatewayMetrics
 from simple_gateway.providers import Router, build_provider, register_builtin_types
 from simple_gateway.providers.sink import ProviderSink
@@ -30,9 +31,12 @@ from simple_gateway.records.retention import Retention
 from simple_gateway.records.scrub import SecretScrubber
 from simple_gateway.records.spool import Spool
 from simple_gateway.records.writer import RecordWriter
+from simple_gateway.routing.config import parse_models
+from simple_gateway.routing.frontdoor import FrontDoor
 from simple_gateway.settings import Settings
 from simple_gateway.store.base import Store
 from simple_gateway.store.registry import open_store
+from simple_gateway.translate.formats import register_builtin_formats
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,24 @@ class Gateway:
         self.sink = (
             ProviderSink(self.writer, self.router.providers, self.blobs) if self.writer else None
         )
+        gate = KeyGate(GatewayKeys.parse(settings.gateway_api_keys))
+        register_builtin_formats()
+        self.front_door = FrontDoor(
+            parse_models(
+                settings.sections.get("models"),
+                settings.sections.get("routing"),
+                settings.providers,
+            ),
+            self.router.providers,
+            settings.providers,
+            default,
+            keys=ProviderKeys(gate, self.router.providers),
+            observer=self.metrics,
+            inline_limit=settings.body_inline_limit,
+        )
+        self.guardrails = Guardrails.from_settings(
+            settings, self.metrics.guardrail_run if self.metrics else None
+        )
         self.forwarder = Forwarder(
             ForwarderConfig(
                 instance_id=instance_id,
@@ -75,7 +97,9 @@ class Gateway:
             blobs=self.blobs,
             records=self.sink,
             observer=self.metrics,
-            gate=KeyGate(GatewayKeys.parse(settings.gateway_api_keys)),
+            front_door=self.front_door,
+            guardrails=self.guardrails,
+            gate=gate,
         )
         self._started = False
         self._start_lock = threading.Lock()
@@ -121,6 +145,8 @@ class Gateway:
             self.watcher.start()
             if self.writer is not None:
                 self.writer.start()
+            if self.guardrails is not None:
+                self.guardrails.start()
             self._started = True
 
     def begin_shutdown(self, deadline: float) -> None:
@@ -145,6 +171,8 @@ class Gateway:
         self.watcher.stop()
         if self.sink is not None:
             self.sink.close(timeout / 2)
+        if self.guardrails is not None:
+            self.guardrails.stop()
         if self.writer is not None:
             drained = self.writer.stop(timeout)
             if not drained:

@@ -17,28 +17,21 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
-import time
-from concurrent import futures
 from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
-from gunicorn.workers.gthread import ThreadWorker
 
 from simple_gateway.ids import new_id
 from simple_gateway.metrics import MULTIPROCESS_ENV, mark_process_dead, prepare_multiprocess_dir
 from simple_gateway.preflight import preflight
 from simple_gateway.settings import Settings, SettingsError, load_settings
+from simple_gateway.worker import GatewayWorker, drain_margin, raise_open_file_limit
 
 INSTANCE_ENV = "SIMPLE_GATEWAY_INSTANCE_ID"
 METRICS_DIR_ENV = MULTIPROCESS_ENV
-PRESTART_THREADS = 256
-
-
-def drain_margin(graceful_timeout: float) -> float:
-    """Seconds kept back at the end of the graceful timeout for writing records."""
-    return min(5.0, graceful_timeout * 0.2)
+WAITING_CONNECTIONS = 10_000
+__all__ = ["GatewayApplication", "GatewayWorker", "gunicorn_options", "prepare_master", "run"]
 
 
 def prepare_master() -> None:
@@ -47,6 +40,7 @@ def prepare_master() -> None:
     prometheus_client picks multi-process mode when it is first imported, from the
     environment, so the directory must be named before any worker imports it.
     """
+    raise_open_file_limit()  # inherited by every worker
     os.environ.setdefault(INSTANCE_ENV, new_id())
     if not os.environ.get(METRICS_DIR_ENV):
         os.environ[METRICS_DIR_ENV] = tempfile.mkdtemp(prefix="simple-gateway-metrics-")
@@ -57,9 +51,10 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
     return {
         "bind": [f"{_bracket(settings.host)}:{settings.port}"],
         "workers": settings.workers,
-        "worker_class": "simple_gateway.server.GatewayWorker",
+        "worker_class": "simple_gateway.worker.GatewayWorker",
         "threads": settings.threads,
-        "worker_connections": settings.threads + 1024,
+        # Connections beyond the threads wait in the event loop (idle or sending their head).
+        "worker_connections": settings.threads + WAITING_CONNECTIONS,
         # gthread's heartbeat comes from its event loop, not from requests: a long stream
         # never trips it; it only catches a worker whose loop is stuck.
         "timeout": 120,
@@ -75,36 +70,6 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "child_exit": child_exit,
         "on_exit": on_exit,
     }
-
-
-class GatewayWorker(ThreadWorker):
-    """gunicorn's gthread worker, told about shutdown so streams end on our terms."""
-
-    def get_thread_pool(self) -> futures.ThreadPoolExecutor:
-        """The request threads, the first PRESTART_THREADS of them started right away.
-
-        A thread started while hundreds of others compete for the interpreter lock can take
-        seconds to run its first line, and gunicorn's accept loop waits for each one: a burst
-        of a thousand new streams then stalled for tens of seconds behind thread start-ups.
-        With a few hundred threads already running the burst is absorbed (measured: no stall
-        with 256, 50 s stalls with 64). Each idle thread costs about 20 KB.
-        """
-        pool = futures.ThreadPoolExecutor(max_workers=self.cfg.threads)
-        count = min(self.cfg.threads, PRESTART_THREADS)
-        started = threading.Barrier(count + 1)
-        for _ in range(count):
-            pool.submit(started.wait)
-        started.wait()
-        return pool
-
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        if self.alive:
-            gateway = _gateway_of(self)
-            if gateway is not None:
-                timeout = float(self.cfg.graceful_timeout)
-                deadline = time.monotonic() + timeout - drain_margin(timeout)
-                gateway.begin_shutdown(deadline)
-        super().handle_exit(sig, frame)
 
 
 def post_worker_init(worker: Any) -> None:
@@ -172,4 +137,15 @@ def run() -> None:
         file=sys.stderr,
         flush=True,
     )
+    print_dashboard_banner(settings)
     GatewayApplication(settings).run()
+
+
+def print_dashboard_banner(settings: Settings) -> None:
+    """The dashboard's address and how to log in; once per start, from the master."""
+    from simple_gateway.dashboard import banner_lines
+
+    shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "[::]") else settings.host
+    base_url = f"http://{_bracket(shown_host)}:{settings.port}"
+    for line in banner_lines(settings, base_url):
+        print(f"simple-gateway {line}", file=sys.stderr, flush=True)

@@ -9,6 +9,7 @@ base URL can be overridden by `<NAME>_UPSTREAM_URL`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -18,6 +19,15 @@ from typing import Any
 
 import yaml
 from dotenv import dotenv_values
+
+from simple_gateway.redaction import (
+    hide_database_password,
+    is_secret_name,
+    redact_value,
+    url_has_credentials,
+)
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class SettingsError(ValueError):
@@ -41,6 +51,15 @@ def _to_optional_int(value: str) -> int | None:
     return int(value) if value.strip() else None
 
 
+def _to_networks(value: str) -> tuple[IPNetwork, ...]:
+    """Comma-separated addresses or CIDR blocks (`10.0.0.0/8, ::1`)."""
+    return tuple(
+        ipaddress.ip_network(part.strip(), strict=False)
+        for part in value.split(",")
+        if part.strip()
+    )
+
+
 def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -52,18 +71,28 @@ class Setting:
     default: str  # as it would be written in .env; "" means unset
     help: str
     minimum: float | None = None
+    choices: tuple[str, ...] = ()
 
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("HOST", str, "127.0.0.1", "Address to listen on (0.0.0.0 for every interface)."),
     Setting("PORT", int, "8080", "Port to listen on.", minimum=1),
-    Setting("WORKERS", _to_optional_int, "", "gunicorn worker processes; empty: the CPU count."),
+    Setting("WORKERS", _to_optional_int, "", "gunicorn worker processes; empty: the CPU count.", 1),
     Setting("THREADS", int, "1024", "Threads per worker: the most concurrent requests each.", 1),
     Setting(
         "GRACEFUL_TIMEOUT", float, "30", "Seconds in-flight requests get to finish on stop.", 1
     ),
     Setting("KEEPALIVE", float, "75", "Seconds an idle client connection is kept open.", 0),
-    Setting("LOG_LEVEL", str, "info", "debug, info, warning or error."),
+    Setting(
+        "HEADER_TIMEOUT", float, "10", "Seconds a client has to send a request's headers.", 0.1
+    ),
+    Setting(
+        "LOG_LEVEL",
+        str.lower,
+        "info",
+        "debug, info, warning or error.",
+        choices=("debug", "info", "warning", "error"),
+    ),
     Setting("ACCESS_LOG", _to_bool, "true", "Write one access-log line per request to stdout."),
     Setting("DEFAULT_PROVIDER", str, "openai", "Provider that serves the bare /v1/* routes."),
     Setting("UPSTREAM_CONNECT_TIMEOUT", float, "10", "Seconds to connect to a provider.", 0.1),
@@ -86,7 +115,7 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Keys clients must present (comma-separated, or @file of SHA-256 digests); empty: none.",
     ),
-    Setting("MAX_REQUEST_BODY_MB", float, "512", "Largest request body accepted, in MiB.", 0),
+    Setting("MAX_REQUEST_BODY_MB", float, "512", "Largest request body accepted, in MiB.", 0.01),
     Setting("RECORDS_ENABLED", _to_bool, "true", "Record every exchange in the database."),
     Setting(
         "DB_PATH", str, "data/gateway.db", "SQLite database file (when DATABASE_URL is empty)."
@@ -105,6 +134,29 @@ SETTINGS: tuple[Setting, ...] = (
         "RETENTION_MAX_ROWS", _to_optional_int, "", "Keep at most this many records; empty: all."
     ),
     Setting("METRICS_ENABLED", _to_bool, "true", "Serve Prometheus metrics at /metrics."),
+    Setting(
+        "STATUS_TOKEN",
+        str,
+        "",
+        "Bearer token for the full /status; without it /status shows only health and version.",
+    ),
+    Setting("METRICS_TOKEN", str, "", "Bearer token /metrics asks for; empty: /metrics is open."),
+    Setting(
+        "TRUSTED_PROXIES",
+        _to_networks,
+        "",
+        "Addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client.",
+    ),
+    Setting(
+        "ADMIN_TOKEN",
+        str,
+        "",
+        "Dashboard login token; empty (and no ADMIN_USER): one is generated in the data folder.",
+    ),
+    Setting(
+        "ADMIN_USER", str, "", "Dashboard login name (with ADMIN_PASSWORD), instead of a token."
+    ),
+    Setting("ADMIN_PASSWORD", str, "", "Dashboard password for ADMIN_USER."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -153,9 +205,14 @@ class Settings:
         return self.values["BODY_INLINE_LIMIT_KB"] * 1024
 
     def summary(self) -> dict[str, Any]:
-        """Settings safe to show: DATABASE_URL loses its password."""
+        """Settings safe to show: DATABASE_URL loses its password, tokens their value."""
         shown = dict(self.values)
-        shown["DATABASE_URL"] = _hide_password(shown["DATABASE_URL"])
+        shown["DATABASE_URL"] = hide_database_password(shown["DATABASE_URL"])
+        for name, value in shown.items():
+            if value and is_secret_name(name):
+                shown[name] = redact_value(str(value))
+            elif isinstance(value, tuple):
+                shown[name] = [str(item) for item in value]
         if shown["GATEWAY_API_KEYS"] and not shown["GATEWAY_API_KEYS"].startswith("@"):
             shown["GATEWAY_API_KEYS"] = "[REDACTED]"
         return shown
@@ -231,6 +288,7 @@ def _load_providers(declared: Any, env: Mapping[str, str], path: str) -> dict[st
                 f"{path}: provider name '{name}' must be lower-case letters, digits, - or _"
             )
         entries[str(name)] = {**entries.get(str(name), {}), **options}
+    origins = {name: f"providers.{name}.base_url" for name in entries}
     for key, value in env.items():
         match = _UPSTREAM_ENV.match(key)
         if match:
@@ -238,13 +296,18 @@ def _load_providers(declared: Any, env: Mapping[str, str], path: str) -> dict[st
             if name not in entries and name.replace("_", "-") in entries:
                 name = name.replace("_", "-")
             entries.setdefault(name, {})["base_url"] = value
+            origins[name] = key
     providers = {}
     for name, options in entries.items():
         base_url = str(options.get("base_url") or "")
-        if not re.match(r"^https?://[^/\s]+", base_url):
+        origin = origins[name]
+        if url_has_credentials(base_url):
             raise SettingsError(
-                f"providers.{name}.base_url: expected an http(s) URL, got '{base_url}'"
+                f"{origin}: provider '{name}' has credentials in its URL (user:password@); "
+                "remove them and send them as a header instead (e.g. Authorization)"
             )
+        if base_url and not re.match(r"^https?://[^/\s]+", base_url):
+            raise SettingsError(f"{origin}: expected an http(s) URL, got '{base_url}'")
         kind = str(options.get("type") or (name if name in _NAMED_TYPES else "compatible"))
         extra = {k: v for k, v in options.items() if k not in ("base_url", "type")}
         providers[name] = ProviderConfig(name, kind, base_url.rstrip("/"), extra)
@@ -256,6 +319,11 @@ def _parse(setting: Setting, text: str, origin: str) -> Any:
         value = setting.parse(text)
     except ValueError as exc:
         raise SettingsError(f"{setting.name}: {exc} (got '{text}' from {origin})") from None
+    if setting.choices and value not in setting.choices:
+        raise SettingsError(
+            f"{setting.name}: expected one of {', '.join(setting.choices)} "
+            f"(got '{text}' from {origin})"
+        )
     if setting.minimum is not None and value is not None and value < setting.minimum:
         raise SettingsError(
             f"{setting.name}: must be at least {setting.minimum} (got '{text}' from {origin})"
@@ -302,7 +370,3 @@ def _yaml_scalar(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def _hide_password(url: str) -> str:
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)

@@ -9,10 +9,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
+STATUS_TOKEN = "test-status-token"
 
 
 def free_port() -> int:
@@ -43,6 +45,7 @@ class GatewayProcess:
             "DB_PATH": str(workdir / "data" / "gateway.db"),
             "FILE_STORAGE_PATH": str(workdir / "data" / "files"),
             "SPOOL_PATH": str(workdir / "data" / "spool"),
+            "STATUS_TOKEN": STATUS_TOKEN,
             **(env or {}),
         }
         for name in ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "PROMETHEUS_MULTIPROC_DIR"):
@@ -82,10 +85,20 @@ class GatewayProcess:
             try:
                 if requests.get(f"{self.url}/health", timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a busy machine: ask again
                 pass
             time.sleep(0.05)  # bounded poll for a child process to bind its port
         raise TimeoutError(f"gateway not healthy after {timeout}s:\n{self.logs()}")
+
+    def status(self) -> dict[str, Any]:
+        """The full /status, with the token the tests configure."""
+        response = requests.get(
+            f"{self.url}/status",
+            headers={"Authorization": f"Bearer {self.env['STATUS_TOKEN']}"},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return response.json()  # type: ignore[no-any-return]
 
     def logs(self) -> str:
         out = self.stdout_path.read_text(errors="replace") if self.stdout_path.exists() else ""

@@ -282,6 +282,8 @@ class ConnectProxy:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
         self._server.close()
         self._thread.join(5)
         with self._lock:

@@ -721,6 +721,25 @@ def _embeddings(ex: _Exchange, payload: dict[str, Any]) -> _Reply:
     return _Reply(200, _dumps(body).encode())
 
 
+# Words that make the mock moderation endpoint flag a category (score 0.9; others 0.01).
+MODERATION_TRIGGERS = {"hate": "hateful", "violence": "violent", "harassment": "harass"}
+
+
+def _moderations(ex: _Exchange, payload: dict[str, Any]) -> _Reply:
+    inputs = payload.get("input")
+    texts = inputs if isinstance(inputs, list) else [inputs]
+    results = []
+    for text in texts:
+        lowered = str(text).lower()
+        flags = {c: word in lowered for c, word in MODERATION_TRIGGERS.items()}
+        scores = {c: 0.9 if hit else 0.01 for c, hit in flags.items()}
+        results.append(
+            {"flagged": any(flags.values()), "categories": flags, "category_scores": scores}
+        )
+    body = {"id": ex.ids("modr-"), "model": _model(payload), "results": results}
+    return _Reply(200, _dumps(body).encode())
+
+
 def _transcription(ex: _Exchange, upload: _Upload | None) -> _Reply:
     if upload is None:
         return _Reply(400, _openai_error(400, "expected a multipart body with a 'file' part"))
@@ -781,6 +800,7 @@ _ROUTES: dict[tuple[str, str], _Route] = {
     ("POST", "/v1/embeddings"): _Route(_read_json, _embeddings, _openai_error),
     ("POST", "/v1/audio/transcriptions"): _Route(_read_upload, _transcription, _openai_error),
     ("POST", "/v1/messages"): _Route(_read_json, _messages, _anthropic_error),
+    ("POST", "/v1/moderations"): _Route(_read_json, _moderations, _openai_error),
     ("GET", "/v1/models"): _Route(_drain, _models, _openai_error),
 }
 _ECHO = _Route(_drain, _echo, _openai_error)

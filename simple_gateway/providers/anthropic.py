@@ -6,7 +6,7 @@ import json
 from typing import ClassVar
 
 from simple_gateway.errors import GatewayError
-from simple_gateway.providers.http import COMMON_OPTIONS, HTTPProvider
+from simple_gateway.providers.http import HTTPProvider
 from simple_gateway.proxy.transport import Network
 from simple_gateway.settings import ProviderConfig
 
@@ -27,7 +27,7 @@ _ERROR_TYPES = {
 class AnthropicProvider(HTTPProvider):
     """api.anthropic.com: `x-api-key` (or an OAuth Bearer token) and `anthropic-version`."""
 
-    options: ClassVar[frozenset[str]] = COMMON_OPTIONS | {"anthropic_version"}
+    OPTIONS: ClassVar[frozenset[str]] = frozenset({"anthropic_version"})
     key_headers = ("x-api-key", "authorization")
     auth_header = "x-api-key"
     auth_scheme = ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from simple_gateway.providers.base import UpstreamRequest
-from simple_gateway.providers.http import COMMON_OPTIONS, HTTPProvider, with_query_default
+from simple_gateway.providers.http import HTTPProvider, with_query_default
 from simple_gateway.proxy.transport import Network
 from simple_gateway.settings import ProviderConfig
 
@@ -18,7 +18,7 @@ from simple_gateway.settings import ProviderConfig
 class AzureProvider(HTTPProvider):
     """An Azure OpenAI resource (`https://<resource>.openai.azure.com`); no default base URL."""
 
-    options: ClassVar[frozenset[str]] = COMMON_OPTIONS | {"api_version"}
+    OPTIONS: ClassVar[frozenset[str]] = frozenset({"api_version"})
     key_headers = ("api-key", "authorization")
     auth_header = "api-key"
     auth_scheme = ""

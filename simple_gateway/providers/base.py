@@ -94,20 +94,31 @@ class Provider(Protocol):
         ...
 
 
-class ProviderType(Protocol):
-    """A registered type: the options a provider entry of this type may carry."""
+# Builds a provider from its entry, with the process-wide transport defaults.
+ProviderFactory = Callable[[ProviderConfig, Network], Provider]
 
-    options: frozenset[str]
+# Keys every provider entry may have; a type adds its own when it registers.
+COMMON_OPTIONS = frozenset({"type", "base_url", "prefix"})
 
-    def __call__(self, config: ProviderConfig, network: Network) -> Provider: ...
+
+@dataclass(frozen=True)
+class ProviderType:
+    factory: ProviderFactory
+    options: frozenset[str]  # every key a `providers.<name>` entry of this type may hold
 
 
 _TYPES: dict[str, ProviderType] = {}
 
 
-def register_provider_type(type_name: str, factory: ProviderType) -> None:
-    """Make a provider type available to configuration (`providers.<name>.type`)."""
-    _TYPES[type_name] = factory
+def register_provider_type(
+    type_name: str, factory: ProviderFactory, options: Iterable[str] = ()
+) -> None:
+    """Make a provider type available to configuration (`providers.<name>.type`).
+
+    `options` are the YAML keys this type reads beyond COMMON_OPTIONS; any other key in a
+    provider's entry is refused at start-up, so a typo never passes silently.
+    """
+    _TYPES[type_name] = ProviderType(factory, COMMON_OPTIONS | frozenset(options))
 
 
 def provider_types() -> list[str]:
@@ -115,22 +126,25 @@ def provider_types() -> list[str]:
 
 
 def build_provider(config: ProviderConfig, network: Network | None = None) -> Provider:
-    """Build a configured provider; ValueError naming the entry for any bad option."""
+    """The provider a configuration entry describes; ValueError naming a bad entry."""
     try:
-        factory = _TYPES[config.type]
+        kind = _TYPES[config.type]
     except KeyError:
         raise ValueError(
             f"providers.{config.name}.type: unknown type '{config.type}' "
             f"(known: {', '.join(provider_types())})"
         ) from None
-    unknown = sorted(set(config.options) - factory.options)
+    unknown = sorted(str(key) for key in config.options if key not in kind.options)
     if unknown:
         raise ValueError(
-            f"providers.{config.name}: unknown key '{unknown[0]}' for type '{config.type}' "
-            f"(allowed: base_url, type, {', '.join(sorted(factory.options))})"
+            f"providers.{config.name}: unknown key{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(k) for k in unknown)} for type '{config.type}' "
+            f"(known: {', '.join(sorted(kind.options))})"
         )
+    if not config.base_url:
+        raise ValueError(f"providers.{config.name}.base_url: missing (an http(s) URL)")
     try:
-        return factory(config, network or Network())
+        return kind.factory(config, network or Network())
     except (ValueError, TypeError, OSError) as exc:
         raise ValueError(f"providers.{config.name}: {exc}") from None
 

@@ -7,7 +7,12 @@ from simple_gateway.providers.anthropic import AnthropicProvider
 from simple_gateway.providers.azure import AzureProvider
 from simple_gateway.providers.base import register_provider_type
 from simple_gateway.providers.gemini import GeminiChunks, GeminiProvider, GeminiResponse
-from simple_gateway.providers.http import CompatibleProvider, OpenAIProvider
+from simple_gateway.providers.http import (
+    HTTP_OPTIONS,
+    CompatibleProvider,
+    HTTPProvider,
+    OpenAIProvider,
+)
 from simple_gateway.providers.replicate import ReplicatePrediction, ReplicateProvider
 from simple_gateway.records.usage import default_registry
 
@@ -16,12 +21,16 @@ _shapes_registered: list[bool] = []
 
 def register_builtin_types() -> None:
     """Register the built-in types (idempotent: the registry is per process)."""
-    register_provider_type("openai", OpenAIProvider)
-    register_provider_type("compatible", CompatibleProvider)
-    register_provider_type("anthropic", AnthropicProvider)
-    register_provider_type("gemini", GeminiProvider)
-    register_provider_type("azure", AzureProvider)
-    register_provider_type("replicate", ReplicateProvider)
+    types: tuple[tuple[str, type[HTTPProvider]], ...] = (
+        ("openai", OpenAIProvider),
+        ("compatible", CompatibleProvider),
+        ("anthropic", AnthropicProvider),
+        ("gemini", GeminiProvider),
+        ("azure", AzureProvider),
+        ("replicate", ReplicateProvider),
+    )
+    for type_name, cls in types:
+        register_provider_type(type_name, cls, HTTP_OPTIONS | cls.OPTIONS)
     if not _shapes_registered:
         registry = default_registry()
         registry.register_body(GeminiResponse())

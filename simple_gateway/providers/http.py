@@ -23,9 +23,9 @@ from simple_gateway.records.blobs import BlobStore
 from simple_gateway.records.model import Record
 from simple_gateway.settings import ProviderConfig
 
-COMMON_OPTIONS = frozenset(
+# Keys every HTTP provider entry may have, beyond providers.base.COMMON_OPTIONS.
+HTTP_OPTIONS = frozenset(
     {
-        "prefix",
         "api_key",
         "headers",
         "connect_timeout",
@@ -42,7 +42,8 @@ _PATH_OPTIONS = frozenset({"connect_timeout", "read_timeout"})
 class HTTPProvider:
     """A provider reached by joining its base URL and the request path."""
 
-    options: ClassVar[frozenset[str]] = COMMON_OPTIONS
+    # YAML keys this type reads beyond HTTP_OPTIONS.
+    OPTIONS: ClassVar[frozenset[str]] = frozenset()
     # Where clients present keys (lower-case header names; query parameters).
     key_headers: ClassVar[tuple[str, ...]] = ("authorization",)
     key_query: ClassVar[tuple[str, ...]] = ()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from simple_gateway.errors import GatewayError
-from simple_gateway.providers.http import COMMON_OPTIONS, HTTPProvider
+from simple_gateway.providers.http import HTTPProvider
 from simple_gateway.providers.replicate_archive import OutputArchiver
 from simple_gateway.proxy.transport import Network
 from simple_gateway.records.blobs import BlobStore
@@ -30,7 +30,7 @@ _TITLES = {401: "Unauthenticated", 404: "Not found", 413: "Request too large"}
 class ReplicateProvider(HTTPProvider):
     """api.replicate.com: `Authorization: Bearer <token>` (or the older `Token <token>`)."""
 
-    options: ClassVar[frozenset[str]] = COMMON_OPTIONS | {"archive_hosts"}
+    OPTIONS: ClassVar[frozenset[str]] = frozenset({"archive_hosts"})
 
     def __init__(self, config: ProviderConfig, network: Network) -> None:
         super().__init__(config, network)

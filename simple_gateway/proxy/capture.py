@@ -10,12 +10,9 @@ says the body was not kept.
 from __future__ import annotations
 
 import hashlib
-import logging
 
 from simple_gateway.records.blobs import BlobSink, BlobStore
 from simple_gateway.records.model import BodyCapture
-
-log = logging.getLogger(__name__)
 
 _BINARY_PREFIXES = ("image/", "audio/", "video/", "multipart/", "application/octet-stream")
 _BINARY_TYPES = frozenset({"application/pdf", "application/zip", "application/gzip"})
@@ -29,13 +26,18 @@ def is_binary(content_type: str | None) -> bool:
 
 
 class BodyTap:
-    """Receives every chunk of one body; `finish` gives what the record keeps."""
+    """Receives every chunk of one body; `finish` gives what the record keeps.
+
+    When the body's file cannot be written (disk full, folder read-only) or the body is
+    refused (over the size limit), the file is deleted at once and `missing` says why:
+    no partial file stays on disk, and the record tells why its body is not there.
+    """
 
     def __init__(
         self,
         blobs: BlobStore,
         inline_limit: int,
-        request_id: str,
+        record_id: str,
         provider: str,
         direction: str,
         content_type: str | None,
@@ -43,14 +45,14 @@ class BodyTap:
     ) -> None:
         self._blobs = blobs
         self._limit = inline_limit
-        self._names = (request_id, provider, direction)
+        self._names = (record_id, provider, direction)
         self._content_type = content_type
         self._encoding = content_encoding
         self._binary = is_binary(content_type)
         self._inline: list[bytes] = []
         self._inline_size = 0
         self._sink: BlobSink | None = None
-        self._disk_failed = False
+        self.missing: str | None = None  # why the body's file is not kept
         self.size = 0
         self.digest = hashlib.sha256()
 
@@ -61,23 +63,44 @@ class BodyTap:
             self._inline.append(chunk)
             self._inline_size += len(chunk)
             return
-        if self._disk_failed:
+        if self.missing is not None:
             return
         try:
             if self._sink is None:
                 self._sink = self._open_sink()
             self._sink.write(chunk)
         except OSError as exc:
-            self._disk_failed = True
-            log.error("cannot keep %s body of %s on disk: %s", self._names[2], self._names[0], exc)
+            self._disk_failed(exc)
+
+    def discard(self, reason: str) -> None:
+        """Stop keeping the body: delete its file (if any) and note why."""
+        if self.missing is None:
+            self.missing = reason
+        if self._sink is not None:
+            sink, self._sink = self._sink, None
+            sink.abort()
+
+    def _disk_failed(self, exc: OSError) -> None:
+        self.discard(f"{self._names[2]} body not kept on disk: {exc.strerror or exc}")
+        self._blobs.errors.error(
+            f"{type(exc).__name__}:{exc.errno}",
+            "cannot keep %s body of %s on disk: %s",
+            self._names[2],
+            self._names[0],
+            exc,
+        )
 
     def _open_sink(self) -> BlobSink:
-        request_id, provider, direction = self._names
+        record_id, provider, direction = self._names
         sink = self._blobs.open(
-            request_id, provider, direction, self._content_type, hash_content=False
+            record_id, provider, direction, self._content_type, hash_content=False
         )
-        for part in self._inline:  # a text body that outgrew the limit: the file holds it all
-            sink.write(part)
+        try:
+            for part in self._inline:  # a text body that outgrew the limit: the file holds it all
+                sink.write(part)
+        except BaseException:
+            sink.abort()
+            raise
         return sink
 
     def finish(self) -> BodyCapture:
@@ -89,13 +112,12 @@ class BodyTap:
             content_type=self._content_type,
             content_encoding=self._encoding,
         )
-        if self._sink is not None:
+        if self._sink is not None and self.missing is None:
             try:
                 capture.file = self._sink.finish(sha256=self.digest.hexdigest())
             except OSError as exc:
-                log.error("cannot close body file of %s: %s", self._names[0], exc)
-            if self._disk_failed:
-                capture.file = None
+                self._disk_failed(exc)
+        capture.missing = self.missing
         return capture
 
     def hexdigest(self) -> str:

@@ -18,11 +18,11 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl
 
 from simple_gateway import errors
-from simple_gateway.ids import accept_client_id, new_id
+from simple_gateway.ids import ENVIRON_KEY, accept_client_id, new_id
 from simple_gateway.keys import KeyGate
 from simple_gateway.providers import Provider, Route
 from simple_gateway.proxy.capture import BodyTap
@@ -39,6 +39,11 @@ from simple_gateway.proxy.watcher import DisconnectWatcher, Watch
 from simple_gateway.records.blobs import BlobStore
 from simple_gateway.records.model import BodyCapture, Outcome, Record
 from simple_gateway.redaction import is_secret_name, redact_headers, redact_query
+from simple_gateway.routing.frontdoor import FrontDoor, Routed
+from simple_gateway.translate.base import BodyTransform
+
+if TYPE_CHECKING:
+    from simple_gateway.guardrails import Guardrails
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("simple_gateway.access")
@@ -75,6 +80,8 @@ class Forwarder:
         blobs: BlobStore | None = None,
         records: RecordSink | None = None,
         observer: ExchangeObserver | None = None,
+        front_door: FrontDoor | None = None,
+        guardrails: Guardrails | None = None,
         gate: KeyGate | None = None,
     ) -> None:
         self.config = config
@@ -85,6 +92,8 @@ class Forwarder:
         self.blobs = blobs
         self.records = records
         self.observer = observer
+        self.front_door = front_door
+        self.guardrails = guardrails
 
     def __call__(
         self, environ: dict[str, Any], start_response: StartResponse, route: Route
@@ -118,43 +127,68 @@ class Forwarder:
         watch: Watch | None,
     ) -> Iterable[bytes]:
         self._check_loop(headers)
+        admission = self.gate.admit(route.provider, route.upstream_path, headers)  # keys
+        record.gateway_key = admission.gateway_key
+        guard = None
+        if self.guardrails is not None:  # input stage, on the client's own format
+            guard = self.guardrails.begin(exchange.request_id, record, route, environ, headers)
+            if guard.answer is not None:
+                start_response(
+                    f"{guard.answer.status} {_reason(guard.answer.status)}", guard.answer.headers
+                )
+                self._finish(exchange, record, watch)
+                return [guard.answer.body]
         length = _content_length(environ)
         if length is not None and length > self.config.max_request_body:
             raise errors.PayloadTooLarge(
                 f"request body of {length} bytes exceeds this gateway's limit of "
                 f"{self.config.max_request_body} bytes (MAX_REQUEST_BODY_MB)"
             )
-        # Gateway keys and provider credentials, static headers, version defaults.
-        upstream = self.gate.admit(
-            route.provider, route.upstream_path, self._outgoing_headers(headers)
-        )
-        record.gateway_key, record.model = upstream.gateway_key, upstream.model
-        record.secrets += upstream.secrets
         tap = self._tap(exchange, route, "request", headers.get("Content-Type"), None)
         body = self._request_body(environ, length, tap)
+        routed: Routed | None = None
+        if self.front_door is not None:  # model aliases and provider/model names
+            routed, body = self.front_door.plan(record.path, route, record.method, body)
+        # Credentials settled, the provider's static headers and version defaults added.
+        upstream = admission.apply(self._outgoing_headers(headers))
+        record.model = upstream.model or record.model
+        record.secrets += upstream.secrets
         outgoing = upstream.headers
         target = route.provider.target(upstream.path)
         record.upstream_url = route.provider.base_url + _redacted_path(upstream.path)
         try:
-            conn, response = self._send(exchange, target, environ["REQUEST_METHOD"], outgoing, body)
+            if routed is None:
+                conn, response = self._send(
+                    exchange, target, environ["REQUEST_METHOD"], outgoing, body
+                )
+            else:
+                conn, response = self._send_routed(exchange, record, routed, outgoing)
         finally:
             if tap is not None:
                 record.request_body = tap.finish()
             record.bytes_in = tap.size if tap is not None else (length or 0)
         exchange.first_byte_at = time.time()
+        transform = routed.transform(response) if routed is not None else None
+        if guard is not None:  # output stage, on the reply in the client's format
+            response, transform = guard.output(conn, response, transform)
         response_headers = response.getheaders()
         record.status = response.status
         record.response_headers = redact_headers(response_headers)
         content_type = response.getheader("Content-Type")
+        encoding = response.getheader("Content-Encoding")
+        if transform is not None:  # the reply is translated back into the client's format
+            content_type, encoding = transform.content_type, None
         record.stream = (content_type or "").startswith("text/event-stream")
+        client_headers = self._client_headers(response_headers, exchange, record.stream)
+        if routed is not None:
+            client_headers = routed.client_headers(client_headers, transform)
         start_response(
-            f"{response.status} {response.reason or _reason(response.status)}",
-            self._client_headers(response_headers, exchange, record.stream),
+            f"{response.status} {response.reason or _reason(response.status)}", client_headers
         )
-        response_tap = self._tap(
-            exchange, route, "response", content_type, response.getheader("Content-Encoding")
+        response_tap = self._tap(exchange, route, "response", content_type, encoding)
+        return ResponseBody(
+            self, exchange, record, conn, response, response_tap, environ, watch, transform
         )
-        return ResponseBody(self, exchange, record, conn, response, response_tap, environ, watch)
 
     def _check_loop(self, headers: dict[str, str]) -> None:
         hops = headers.get(LOOP_HEADER, "")
@@ -207,6 +241,8 @@ class Forwarder:
                 break
             sent += len(chunk)
             if sent > limit:
+                if tap is not None:
+                    tap.discard("request body over MAX_REQUEST_BODY_MB: not kept")
                 raise errors.PayloadTooLarge(
                     f"request body exceeds this gateway's limit of {limit} bytes "
                     "(MAX_REQUEST_BODY_MB)"
@@ -225,6 +261,22 @@ class Forwarder:
         )
         return outgoing
 
+    def _send_routed(
+        self, exchange: Exchange, record: Record, routed: Routed, outgoing: dict[str, str]
+    ) -> tuple[UpstreamConnection, Response]:
+        """Send through the routing attempt loop (retries, fallbacks, cooldowns)."""
+
+        def send(
+            target: Target,
+            method: str,
+            headers: dict[str, str],
+            body: bytes | None,
+            timeout: float | None,
+        ) -> tuple[UpstreamConnection, Response]:
+            return self._send(exchange, target, method, headers, body, timeout)
+
+        return routed.send(send, lambda: exchange.stop_reason is not None, record, outgoing)
+
     def _send(
         self,
         exchange: Exchange,
@@ -232,6 +284,7 @@ class Forwarder:
         method: str,
         headers: dict[str, str],
         body: bytes | Iterator[bytes] | None,
+        timeout: float | None = None,
     ) -> tuple[UpstreamConnection, Response]:
         """Send the request; a stale kept-alive connection is retried once when safe."""
         replayable = not isinstance(body, Iterator)
@@ -240,6 +293,8 @@ class Forwarder:
             headers["Transfer-Encoding"] = "chunked"
         while True:
             conn = self.pool.acquire(target)
+            if timeout is not None:
+                conn.use_timeout(timeout)
             exchange.upstream = conn
             if exchange.stop_reason is not None:
                 conn.abort()
@@ -330,7 +385,8 @@ class Forwarder:
         """Record a request refused before any provider was chosen (an unknown route)."""
         headers = request_headers(environ)
         record_id = new_id()
-        exchange = Exchange(record_id, accept_client_id(headers.get("X-Request-Id")) or record_id)
+        request_id = environ.get(ENVIRON_KEY) or accept_client_id(headers.get("X-Request-Id"))
+        exchange = Exchange(record_id, request_id or record_id)
         record = self._new_record(exchange, environ, headers, "")
         record.status = error.status
         record.outcome = Outcome.GATEWAY_ERROR
@@ -371,6 +427,7 @@ class ResponseBody:
         tap: BodyTap | None,
         environ: dict[str, Any],
         watch: Watch | None,
+        transform: BodyTransform | None = None,
     ) -> None:
         self._forwarder = forwarder
         self._exchange = exchange
@@ -380,6 +437,7 @@ class ResponseBody:
         self._tap = tap
         self._client_socket: socket.socket | None = environ.get("gunicorn.socket")
         self._watch = watch
+        self._transform = transform
         self._sent = 0
         self._complete = False
         self._closed = False
@@ -387,11 +445,16 @@ class ResponseBody:
     def __iter__(self) -> Iterator[bytes]:
         read1 = self._response.read1
         tap = self._tap
+        transform = self._transform
         try:
             while True:
                 chunk = read1(READ_SIZE)
                 if not chunk:
                     break
+                if transform is not None:
+                    chunk = transform.feed(chunk)
+                    if not chunk:
+                        continue
                 if tap is not None:
                     tap.write(chunk)
                 self._sent += len(chunk)
@@ -400,6 +463,13 @@ class ResponseBody:
                 raise _Stopped()
             if self._response.length:  # a Content-Length the provider did not honour
                 raise http.client.IncompleteRead(b"", self._response.length)
+            if transform is not None:
+                tail = transform.finish()
+                if tail:
+                    if tap is not None:
+                        tap.write(tail)
+                    self._sent += len(tail)
+                    yield tail
             self._complete = True
         except (_Stopped, OSError, http.client.HTTPException) as exc:
             self._upstream_broke(exc)
@@ -439,7 +509,7 @@ class ResponseBody:
             record.outcome = stopped or Outcome.CLIENT_DISCONNECTED
             record.error_kind = str(record.outcome)
             record.error_message = "the response was not delivered in full"
-        elif self._complete and record.status is not None and record.status >= 400:
+        elif self._complete and record.outcome == Outcome.COMPLETED and (record.status or 0) >= 400:
             record.outcome = Outcome.UPSTREAM_ERROR
             record.error_kind = "upstream_status"
         self._response.close()  # lets http.client send the next request on this connection

@@ -135,6 +135,13 @@ class UpstreamConnection:
             if self.http.sock is not None:
                 self.http.sock.settimeout(seconds)
 
+    def use_timeout(self, seconds: float) -> None:
+        """Bound this exchange's connect and waits by `seconds` (a deployment's timeout)."""
+        self.http.timeout = min(self.http.timeout or seconds, seconds)
+        self.read_timeout = seconds
+        if self.http.sock is not None:
+            self.http.sock.settimeout(seconds)
+
     def abort(self) -> None:
         """Shut the socket down from any thread, waking a blocked send or read."""
         self._aborted = True
@@ -199,6 +206,10 @@ class UpstreamPool:
             conn.close()
             return
         conn.idle_since = time.monotonic()
+        if conn.read_timeout != self.read_timeout:  # a deployment's own timeout: restore
+            conn.read_timeout = self.read_timeout
+            conn.http.timeout = self.connect_timeout
+            conn.http.sock.settimeout(self.read_timeout)
         with self._lock:
             idle = self._idle.setdefault((conn.origin, conn.transport), deque())
             if len(idle) < self.max_idle:

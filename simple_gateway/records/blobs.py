@@ -1,6 +1,6 @@
 """Bodies kept as files under FILE_STORAGE_PATH, written while they stream.
 
-Files are named for a person looking for them: ``<provider>/<YYYY-MM-DD>/<request
+Files are named for a person looking for them: ``<provider>/<YYYY-MM-DD>/<record
 id>-<direction>[-<n>].<ext>``. Names are built only from values the gateway made
 (its request id, a registered provider name, a fixed extension table), never from
 anything in the request, so no request can choose where a file lands.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import mimetypes
 import os
 from datetime import UTC, datetime
@@ -17,7 +18,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from simple_gateway.ids import new_id
+from simple_gateway.logthrottle import ThrottledLog
 from simple_gateway.records.model import FileRef, iso
+
+log = logging.getLogger(__name__)
 
 _EXTENSIONS = {
     "application/json": ".json",
@@ -82,13 +86,16 @@ class BlobSink:
         self._size += len(data)
 
     def finish(self, sha256: str | None = None) -> FileRef:
-        """Close the file; `sha256` is the caller's digest when it hashed the bytes itself."""
+        """Close the file; `sha256` is the caller's digest when it hashed the bytes itself.
+
+        An OSError here (the last bytes could not be flushed) leaves the file for `abort`.
+        """
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            file.close()
         return FileRef(
             id=new_id(),
-            request_id=self._fields["request_id"] or "",
+            record_id=self._fields["record_id"] or "",
             direction=self._fields["direction"] or "",
             kind=self._fields["kind"] or "body",
             path=self._relative,
@@ -99,9 +106,11 @@ class BlobSink:
         )
 
     def abort(self) -> None:
+        """Close and delete the file: no partial body stays on disk without a files row."""
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            with contextlib.suppress(OSError):
+                file.close()
         with contextlib.suppress(OSError):
             os.unlink(self._root / self._relative)
 
@@ -111,10 +120,11 @@ class BlobStore:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self.errors = ThrottledLog(log)  # disk errors under this root, one line per kind a minute
 
     def open(
         self,
-        request_id: str,
+        record_id: str,
         provider: str,
         direction: str,
         content_type: str | None,
@@ -123,10 +133,10 @@ class BlobStore:
         hash_content: bool = True,
     ) -> BlobSink:
         day = datetime.now(UTC).strftime("%Y-%m-%d")
-        name = f"{request_id}-{direction}{suffix}{extension_for(content_type)}"
+        name = f"{record_id}-{direction}{suffix}{extension_for(content_type)}"
         relative = f"{_safe(provider)}/{day}/{_safe(name)}"
         fields = {
-            "request_id": request_id,
+            "record_id": record_id,
             "direction": direction,
             "kind": kind,
             "content_type": content_type,
@@ -136,16 +146,20 @@ class BlobStore:
     def save(
         self,
         data: bytes,
-        request_id: str,
+        record_id: str,
         provider: str,
         direction: str,
         content_type: str | None,
         kind: str = "body",
         suffix: str = "",
     ) -> FileRef:
-        sink = self.open(request_id, provider, direction, content_type, kind, suffix)
-        sink.write(data)
-        return sink.finish()
+        sink = self.open(record_id, provider, direction, content_type, kind, suffix)
+        try:
+            sink.write(data)
+            return sink.finish()
+        except BaseException:
+            sink.abort()
+            raise
 
     def path_of(self, ref: FileRef) -> Path:
         return self.root / ref.path

@@ -146,7 +146,7 @@ class Enricher:
         if not isinstance(obj, dict):
             return
         if isinstance(obj.get("model"), str) and obj["model"]:
-            record.model = obj["model"]
+            record.model = record.model or obj["model"]  # a routed exchange names its deployment's
         if obj.get("stream") is True:
             record.stream = True
 
@@ -201,15 +201,25 @@ class Enricher:
             if not data or digest in seen:
                 continue  # a Responses stream repeats the final image in its last event
             seen.add(digest)
-            ref = self.blobs.save(
-                data,
-                request_id=record.id,
-                provider=record.provider,
-                direction="response",
-                content_type=image_type(data),
-                kind="image",
-                suffix=f"-image-{len(seen)}",
-            )
+            try:
+                ref = self.blobs.save(
+                    data,
+                    record_id=record.id,
+                    provider=record.provider,
+                    direction="response",
+                    content_type=image_type(data),
+                    kind="image",
+                    suffix=f"-image-{len(seen)}",
+                )
+            except OSError as exc:
+                record.notes.append(f"response images not kept on disk: {exc.strerror or exc}")
+                self.blobs.errors.error(
+                    f"{type(exc).__name__}:{exc.errno}",
+                    "cannot keep images of %s on disk: %s",
+                    record.id,
+                    exc,
+                )
+                return
             record.files.append(ref)
 
 

@@ -32,7 +32,7 @@ class FileRef:
     """A body (or part of one) kept as a file under FILE_STORAGE_PATH."""
 
     id: str
-    request_id: str
+    record_id: str  # requests.id of the exchange (not its x-request-id)
     direction: str  # "request" | "response"
     kind: str  # "body" | "image"
     path: str  # relative to FILE_STORAGE_PATH
@@ -40,6 +40,23 @@ class FileRef:
     size: int
     sha256: str
     created_at: str
+
+
+@dataclass
+class AttemptRow:
+    """One upstream attempt of a routed exchange: a row of the `attempts` table."""
+
+    id: str
+    attempt: int
+    deployment: str
+    provider: str
+    model: str
+    started_at: str
+    duration_ms: float | None
+    status: int | None
+    outcome: str  # 'answered' | 'retried' | 'failed_over' | 'failed'
+    error_kind: str | None = None
+    error_message: str | None = None
 
 
 @dataclass
@@ -52,6 +69,46 @@ class BodyCapture:
     content_type: str | None = None
     content_encoding: str | None = None
     file: FileRef | None = None
+    missing: str | None = None  # why the body is not kept in full (disk error, refused body)
+
+
+@dataclass
+class GuardrailRun:
+    """One execution of one guardrail on one exchange (a row of `guardrail_runs`)."""
+
+    id: str
+    started_at: float
+    guardrail: str
+    type: str
+    stage: str  # "input" | "output"
+    priority: int
+    verdict: str  # pass, block, redact, replace, error, timeout, cancelled
+    enforced: bool
+    duration_ms: float
+    reason: str | None = None
+    score: float | None = None
+    error: str | None = None
+    original_text: str | None = None
+    override_text: str | None = None
+
+    def to_row(self, record_id: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "record_id": record_id,
+            "started_at": iso(self.started_at),
+            "guardrail": self.guardrail,
+            "type": self.type,
+            "stage": self.stage,
+            "priority": self.priority,
+            "verdict": self.verdict,
+            "enforced": self.enforced,
+            "reason": self.reason,
+            "score": self.score,
+            "duration_ms": round(self.duration_ms, 3),
+            "error": self.error,
+            "original_text": _clean(self.original_text),
+            "override_text": _clean(self.override_text),
+        }
 
 
 @dataclass
@@ -93,7 +150,16 @@ class Record:
     cost_usd: float | None = None
     cost_status: str | None = None
     files: list[FileRef] = field(default_factory=list)
-    gateway_key: str | None = None  # fingerprint of the gateway key presented
+    blocked_by: str | None = None  # the guardrail that refused the exchange
+    guardrail_runs: list[GuardrailRun] = field(default_factory=list)
+    # Why parts of the record are missing (an image not saved); added to error_message.
+    notes: list[str] = field(default_factory=list)
+    # Filled by model routing (provider/model names and aliases); None for a pass-through.
+    alias: str | None = None
+    deployment: str | None = None
+    upstream_request_body: str | None = None
+    gateway_key: str | None = None
+    attempts: list[AttemptRow] = field(default_factory=list)
     # Secret values the request carried, to scrub from stored bodies; never stored.
     secrets: list[str] = field(default_factory=list, repr=False)
 
@@ -130,17 +196,41 @@ class Record:
             "cost_usd": self.cost_usd,
             "cost_status": self.cost_status,
             "error_kind": self.error_kind,
-            "error_message": self.error_message,
+            "error_message": self._error_message(),
             "outcome": str(self.outcome),
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "response_sha256": self.response_sha256,
+            "blocked_by": self.blocked_by,
+            "alias": self.alias,
+            "deployment": self.deployment,
+            "attempts": len(self.attempts) or None,
+            "upstream_request_body": self.upstream_request_body,
+            "gateway_key": self.gateway_key,
         }
+
+    def _error_message(self) -> str | None:
+        """The error, then why any body or file the record should hold is missing."""
+        notes = [c.missing for c in (self.request_body, self.response_body) if c.missing]
+        parts = [p for p in (self.error_message, *notes, *self.notes) if p]
+        return "; ".join(parts) if parts else None
 
     def file_rows(self) -> list[dict[str, Any]]:
         """Rows of the `files` table for this record: its body files, then extracted ones."""
         bodies = [c.file for c in (self.request_body, self.response_body) if c.file is not None]
         return [asdict(f) for f in [*bodies, *self.files]]
+
+    def related_rows(self) -> list[dict[str, Any]]:
+        """Rows of other tables that belong to this record, each naming its table in `_table`.
+
+        They travel with the files rows through the writer and the spool, so a record and
+        everything that belongs to it are written in one batch.
+        """
+        attempts = [
+            {"_table": "attempts", "record_id": self.id, **asdict(a)} for a in self.attempts
+        ]
+        runs = [{"_table": "guardrail_runs", **run.to_row(self.id)} for run in self.guardrail_runs]
+        return attempts + runs
 
 
 def iso(ts: float | None) -> str | None:
@@ -169,6 +259,10 @@ def _body_columns(prefix: str, body: BodyCapture) -> dict[str, Any]:
         f"{prefix}_content_type": body.content_type,
         f"{prefix}_file_id": body.file.id if body.file else None,
     }
+
+
+def _clean(text: str | None) -> str | None:
+    return None if text is None else text.replace("\x00", "\\u0000")
 
 
 def decode_text(data: bytes) -> str:

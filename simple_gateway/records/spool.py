@@ -291,4 +291,12 @@ def decode_batch(line: bytes) -> Batch | None:
         return None
     if not all(isinstance(row, dict) for row in [*requests, *files]):
         return None
-    return requests, files
+    return requests, [_current_file_row(row) for row in files]
+
+
+def _current_file_row(row: Row) -> Row:
+    """A files row in today's columns: lines spooled before migration 0002 name `request_id`."""
+    if "request_id" in row and "record_id" not in row:
+        row = dict(row)
+        row["record_id"] = row.pop("request_id")
+    return row

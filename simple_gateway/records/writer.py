@@ -573,7 +573,7 @@ def _rows_of(records: Sequence[Record]) -> tuple[list[Row], list[Row]]:
     files: list[Row] = []
     for record in records:
         try:
-            row, own = record.to_row(), record.file_rows()
+            row, own = record.to_row(), record.file_rows() + record.related_rows()
         except Exception as exc:
             log.exception("writer: record %s could not be turned into a row", record.id)
             identity = {key: getattr(record, key, None) for key in _IDENTITY}
@@ -590,13 +590,13 @@ def _groups(requests: list[Row], files: list[Row]) -> list[tuple[Row | None, lis
     """Each request row with its files rows; files rows matching no request come last."""
     owner: dict[str, int] = {}
     for index, row in enumerate(requests):
-        for key in (row.get("id"), row.get("request_id")):
-            if isinstance(key, str):
-                owner.setdefault(key, index)
+        key = row.get("id")
+        if isinstance(key, str):
+            owner.setdefault(key, index)
     groups: list[tuple[Row | None, list[Row]]] = [(row, []) for row in requests]
     orphans: list[Row] = []
     for file_row in files:
-        key = file_row.get("request_id")
+        key = file_row.get("record_id")
         owned = owner.get(key) if isinstance(key, str) else None
         (groups[owned][1] if owned is not None else orphans).append(file_row)
     if orphans:

@@ -49,7 +49,11 @@ class Store(Protocol):
         ...
 
     def write_batch(self, requests: Sequence[Row], files: Sequence[Row]) -> None:
-        """Insert rows in one transaction; a row whose id is already stored is skipped."""
+        """Insert rows in one transaction; a row whose id is already stored is skipped.
+
+        `files` also carries the rows of other tables that belong to the records (attempts,
+        guardrail runs), each naming its table in `_table` (see `tables_of`).
+        """
         ...
 
     def purge_before(self, cutoff_iso: str) -> list[str]:
@@ -67,6 +71,11 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+def purge_guardrail_runs_sql(doomed: str) -> str:
+    """A DELETE of the guardrail runs of doomed requests (run it before deleting them)."""
+    return f"DELETE FROM guardrail_runs WHERE record_id IN (SELECT id FROM requests WHERE {doomed})"
+
+
 def group_by_columns(rows: Sequence[Row]) -> list[tuple[tuple[str, ...], list[Row]]]:
     """Rows grouped by their set of columns, in first-seen order, so each group is one INSERT.
 
@@ -81,6 +90,25 @@ def group_by_columns(rows: Sequence[Row]) -> list[tuple[tuple[str, ...], list[Ro
             if not _IDENTIFIER.fullmatch(name):
                 raise ValueError(f"not a column name: {name!r}")
     return list(groups.items())
+
+
+RELATED_TABLES = frozenset({"files", "attempts", "guardrail_runs"})
+
+
+def tables_of(requests: Sequence[Row], files: Sequence[Row]) -> list[tuple[str, list[Row]]]:
+    """A batch as (table, rows) pairs: requests first, then files, then other related tables.
+
+    A related row names its table in `_table` (files rows need not); the key is not a column.
+    """
+    tables: dict[str, list[Row]] = {"requests": list(requests), "files": []}
+    for row in files:
+        table = row.get("_table", "files")
+        if table not in RELATED_TABLES:
+            raise ValueError(f"not a table records write: {table!r}")
+        tables.setdefault(table, []).append(
+            {k: v for k, v in row.items() if k != "_table"} if "_table" in row else row
+        )
+    return [(table, rows) for table, rows in tables.items() if rows]
 
 
 def row_values(columns: tuple[str, ...], rows: Sequence[Row]) -> Iterator[tuple[Any, ...]]:
@@ -109,29 +137,18 @@ def utc_iso(value: str) -> str:
 def purge_files_sql(doomed: str, created_before: str | None) -> str:
     """A DELETE of the files rows of doomed requests, returning their paths; for both dialects.
 
-    `doomed` is a condition on a requests row, in the dialect's parameter style, with `{t}`
-    where a table alias goes. A files row belongs to a doomed exchange when a doomed row
-    names it as its request or response file, or when its request_id is a doomed row's id or
-    request_id and no kept row has that id too (x-request-id values can repeat across
-    exchanges). With `created_before`, files rows created before that instant go as well.
-    Run it before deleting the requests rows themselves, in the same transaction.
+    `doomed` is a condition on a requests row, in the dialect's parameter style. A files
+    row belongs to a doomed exchange when a doomed row names it as its request or response
+    file, or when its record_id is a doomed row's id. With `created_before`, files rows
+    created before that instant go as well. Run it before deleting the requests rows
+    themselves, in the same transaction.
     """
-    rows = doomed.format(t="")
-    kept = doomed.format(t="kept.")
     older = f"created_at < {created_before} OR " if created_before else ""
     return f"""
         DELETE FROM files
         WHERE {older}
-            id IN (SELECT request_file_id FROM requests WHERE {rows})
-            OR id IN (SELECT response_file_id FROM requests WHERE {rows})
-            OR (
-                (request_id IN (SELECT id FROM requests WHERE {rows})
-                 OR request_id IN (SELECT request_id FROM requests WHERE {rows}))
-                AND NOT EXISTS (
-                    SELECT 1 FROM requests AS kept
-                    WHERE (kept.id = files.request_id OR kept.request_id = files.request_id)
-                      AND NOT ({kept})
-                )
-            )
+            id IN (SELECT request_file_id FROM requests WHERE {doomed})
+            OR id IN (SELECT response_file_id FROM requests WHERE {doomed})
+            OR record_id IN (SELECT id FROM requests WHERE {doomed})
         RETURNING path
     """

@@ -26,7 +26,9 @@ from simple_gateway.store.base import (
     StoreUnavailable,
     group_by_columns,
     purge_files_sql,
+    purge_guardrail_runs_sql,
     row_values,
+    tables_of,
     utc_iso,
 )
 from simple_gateway.store.migrate import migrate_postgres
@@ -78,7 +80,7 @@ class PostgresStore:
             return
         groups = [
             (table, columns, rows)
-            for table, table_rows in (("requests", requests), ("files", files))
+            for table, table_rows in tables_of(requests, files)
             for columns, rows in group_by_columns(table_rows)
         ]
 
@@ -97,9 +99,7 @@ class PostgresStore:
 
     def purge_before(self, cutoff_iso: str) -> list[str]:
         params = {"cutoff": utc_iso(cutoff_iso)}
-        return self._run(
-            lambda conn: _purge(conn, "{t}started_at < %(cutoff)s", params, "%(cutoff)s")
-        )
+        return self._run(lambda conn: _purge(conn, "started_at < %(cutoff)s", params, "%(cutoff)s"))
 
     def purge_keep_newest(self, max_rows: int) -> list[str]:
         if max_rows < 0:
@@ -116,7 +116,7 @@ class PostgresStore:
             if newest_dropped is None:
                 return []
             started_at, row_id = newest_dropped
-            doomed = "({t}started_at < %(s)s OR ({t}started_at = %(s)s AND {t}id <= %(i)s))"
+            doomed = "(started_at < %(s)s OR (started_at = %(s)s AND id <= %(i)s))"
             return _purge(conn, doomed, {"s": started_at, "i": row_id}, None)
 
         return self._run(purge)
@@ -176,7 +176,8 @@ def _purge(
     with conn.cursor() as cur:
         cur.execute(purge_files_sql(doomed, created_before), params)
         paths = [path for (path,) in cur.fetchall()]
-        cur.execute(f"DELETE FROM requests WHERE {doomed.format(t='')}", params)
+        cur.execute(purge_guardrail_runs_sql(doomed), params)
+        cur.execute(f"DELETE FROM requests WHERE {doomed}", params)
     return paths
 
 

@@ -7,6 +7,7 @@ nothing connects until a store is used.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -18,6 +19,8 @@ StoreFactory = Callable[[str], Store]
 _factories: dict[str, StoreFactory] = {}
 
 SQLITE_PREFIX = "sqlite:///"
+# libpq's other spelling: `host=db dbname=gateway user=app`.
+_KEYWORD_DSN = re.compile(r"^\s*[A-Za-z_]+\s*=")
 
 
 def register_store(scheme: str, factory: StoreFactory) -> None:
@@ -33,7 +36,10 @@ def open_store(database_url: str | None, sqlite_path: str) -> Store:
     """The store for DATABASE_URL; without one, SQLite at `sqlite_path`."""
     if not database_url:
         return _sqlite(SQLITE_PREFIX + sqlite_path)
-    scheme = urlsplit(database_url).scheme.lower()
+    if _KEYWORD_DSN.match(database_url):
+        scheme = "postgresql"
+    else:
+        scheme = urlsplit(database_url).scheme.lower()
     factory = _factories.get(scheme)
     if factory is None:
         # Only the scheme is named: the rest of the URL may hold a password.

@@ -36,7 +36,9 @@ from simple_gateway.store.base import (
     StoreUnavailable,
     group_by_columns,
     purge_files_sql,
+    purge_guardrail_runs_sql,
     row_values,
+    tables_of,
     utc_iso,
 )
 from simple_gateway.store.migrate import migrate_sqlite
@@ -100,12 +102,11 @@ class SqliteStore:
         """
         if not requests and not files:
             return
-        request_groups = group_by_columns(requests)
-        file_groups = group_by_columns(files)
+        tables = [(table, group_by_columns(rows)) for table, rows in tables_of(requests, files)]
 
         def write(conn: sqlite3.Connection) -> None:
             with _write_transaction(conn):
-                for table, groups in (("requests", request_groups), ("files", file_groups)):
+                for table, groups in tables:
                     for columns, rows in groups:
                         conn.executemany(_insert_sql(table, columns), row_values(columns, rows))
 
@@ -120,7 +121,7 @@ class SqliteStore:
 
         def purge(conn: sqlite3.Connection) -> list[str]:
             with _write_transaction(conn):
-                return _purge(conn, "{t}started_at < :cutoff", {"cutoff": cutoff}, ":cutoff")
+                return _purge(conn, "started_at < :cutoff", {"cutoff": cutoff}, ":cutoff")
 
         return self._run(purge)
 
@@ -138,7 +139,7 @@ class SqliteStore:
                 if newest_dropped is None:
                     return []
                 started_at, row_id = newest_dropped
-                doomed = "({t}started_at < :s OR ({t}started_at = :s AND {t}id <= :i))"
+                doomed = "(started_at < :s OR (started_at = :s AND id <= :i))"
                 return _purge(conn, doomed, {"s": started_at, "i": row_id}, None)
 
         return self._run(purge)
@@ -267,7 +268,8 @@ def _purge(
     conn: sqlite3.Connection, doomed: str, params: dict[str, str], created_before: str | None
 ) -> list[str]:
     deleted = conn.execute(purge_files_sql(doomed, created_before), params).fetchall()
-    conn.execute(f"DELETE FROM requests WHERE {doomed.format(t='')}", params)
+    conn.execute(purge_guardrail_runs_sql(doomed), params)
+    conn.execute(f"DELETE FROM requests WHERE {doomed}", params)
     return [path for (path,) in deleted]
 
 

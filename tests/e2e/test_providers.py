@@ -202,6 +202,8 @@ PROVIDER_KEYS = (
     "  anthropic: {api_key: [sk-ant-provider-a, sk-ant-provider-b]}\n"
     "  gemini: {base_url: '${GEMINI_URL}', api_key: gemini-provider-key-123}\n"
     "  local: {type: compatible, base_url: '${OPENAI_UPSTREAM_URL}'}\n"
+    "models:\n"
+    "  smart: [{provider: anthropic, model: claude-test-model}]\n"
 )
 
 
@@ -257,10 +259,17 @@ def test_gateway_keys_are_required_and_replaced_by_the_provider_keys(
     assert ok.status_code == 200
     assert mock.last("/v1beta/").query == ""  # the gateway key left the URL
     assert mock.last("/v1beta/").headers["x-goog-api-key"] == "gemini-provider-key-123"
+    # An alias answered by Anthropic, called with the OpenAI SDK and only a gateway key.
+    reply = client.chat.completions.create(
+        model="smart", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert reply.choices[0].message.content == "Hello from mock"
+    routed = [r for r in upstream.requests if r.path == "/v1/messages"][-1]
+    assert routed.headers["x-api-key"].startswith("sk-ant-provider-")
     for seen in [*upstream.requests, *mock.requests]:
         assert "sk-gw-team" not in str(seen.headers)
 
-    records = wait_records(gateway, 7)
+    records = wait_records(gateway, 8)
     columns = {c["name"] for c in rows(gateway, "pragma table_info(requests)")}
     if "gateway_key" in columns:
         accepted = [r["gateway_key"] for r in records if r["status"] in (200, 201)]

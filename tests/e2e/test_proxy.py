@@ -372,11 +372,45 @@ def test_sigterm_lets_in_flight_streams_complete(start_gateway):
 
 def test_health_and_status(gateway, upstream):
     assert requests.get(f"{gateway.url}/health").json() == {"status": "ok"}
-    status = requests.get(f"{gateway.url}/status").json()
+    status = gateway.status()
     assert status["providers"]["openai"]["base_url"] == upstream.url
     assert status["providers"]["anthropic"]["prefix"] == "/anthropic"
     assert status["version"]
     assert "DATABASE_URL" in status["settings"]
+    assert status["settings"]["STATUS_TOKEN"].startswith("[REDACTED] sha256:")
+    assert status["providers"]["openai"]["type"] == "openai"  # the YAML type, not a class name
+    totals = status["records"]["totals"]
+    assert totals and all(type(count) is int for count in totals.values()), totals
+
+
+def test_anonymous_status_is_a_health_summary_and_a_wrong_token_is_refused(gateway):
+    anonymous = requests.get(f"{gateway.url}/status")
+    assert anonymous.status_code == 200
+    assert set(anonymous.json()) == {"status", "version", "uptime_seconds"}
+    for authorization in ("Bearer wrong-token", "Basic dGVzdDp0ZXN0", "Bearer "):
+        refused = requests.get(f"{gateway.url}/status", headers={"Authorization": authorization})
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == "unauthorized"
+        assert "providers" not in refused.text
+
+
+def test_without_a_status_token_nobody_sees_the_full_status(start_gateway):
+    gateway = start_gateway({"STATUS_TOKEN": ""})
+    anonymous = requests.get(f"{gateway.url}/status").json()
+    assert set(anonymous) == {"status", "version", "uptime_seconds"}
+    guessed = requests.get(f"{gateway.url}/status", headers={"Authorization": "Bearer "})
+    assert guessed.status_code == 401
+
+
+def test_metrics_token_protects_metrics(start_gateway):
+    gateway = start_gateway({"METRICS_TOKEN": "metrics-secret"})
+    assert requests.get(f"{gateway.url}/metrics").status_code == 401
+    wrong = requests.get(f"{gateway.url}/metrics", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and wrong.json()["error"]["type"] == "authentication_error"
+    allowed = requests.get(
+        f"{gateway.url}/metrics", headers={"Authorization": "Bearer metrics-secret"}
+    )
+    assert allowed.status_code == 200 and "gateway_records_written_total" in allowed.text
 
 
 def test_gunicorn_wsgi_entry_point_serves_the_same_app(start_gateway):
@@ -398,9 +432,8 @@ def test_yaml_declared_provider_is_routed_by_its_prefix(start_gateway, upstream,
     )
     assert response.json()["model"] == "llama3"
     assert upstream.wait_for(lambda r: r.path == "/v1/chat/completions").json()["model"] == "llama3"
-    assert (
-        requests.get(f"{gateway.url}/status").json()["providers"]["ollama"]["prefix"] == "/ollama"
-    )
+    ollama = gateway.status()["providers"]["ollama"]
+    assert (ollama["prefix"], ollama["type"]) == ("/ollama", "compatible")
 
 
 def test_bad_configuration_stops_start_up_with_a_clear_message(tmp_path):

@@ -11,6 +11,7 @@ import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import openai
 import requests
@@ -149,6 +150,56 @@ def test_canary_key_never_lands_anywhere(start_gateway):
     assert leaks() == []
 
 
+def test_a_key_echoed_back_in_another_encoding_is_not_stored(start_gateway):
+    random_part = hashlib.sha256(str(random.random()).encode()).hexdigest()[:24]
+    canary = f"sk-canary_{random_part}/end"
+    gateway = start_gateway()
+    echoes = [
+        quote(f"Bearer {canary}", safe="").replace("_", "%5F"),
+        quote_plus(f"Bearer {canary}", safe="").replace("%2F", "%2f"),
+        json.dumps(canary)[1:-1].replace("/", "\\/"),
+        canary.replace("_", "\\u005f"),
+    ]
+    for echo in echoes:
+        requests.post(
+            f"{gateway.url}/v1/chat/completions",
+            json={"model": "gpt-4o", "messages": []},
+            headers={
+                "Authorization": f"Bearer {canary}",
+                "x-mock-status": "401",
+                "x-mock-error-body": f'{{"error": {{"message": "bad key {echo}"}}}}',
+            },
+        )
+    assert wait_rows(db_of(gateway), len(echoes)) == len(echoes)
+    stored = [r["response_body"] for r in query(db_of(gateway), "select * from requests")]
+    assert all("bad key [REDACTED] sha256:" in body for body in stored), stored
+    gateway.stop()
+    leaks = [
+        str(p)
+        for p in gateway.workdir.rglob("*")
+        if p.is_file() and random_part.encode() in p.read_bytes()
+    ]
+    assert leaks == []
+
+
+def test_key_fields_of_a_json_body_are_redacted_in_the_record_but_sent_as_they_are(
+    start_gateway,
+):
+    gateway = start_gateway()
+    body = json.dumps(
+        {"model": "m", "max_tokens": 5, "api_key": "sk-body-key-123", "opts": {"apiKey": "k-99"}}
+    ).encode()
+    response = requests.post(
+        f"{gateway.url}/v1/echo", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.json()["body_sha256"] == hashlib.sha256(body).hexdigest()  # sent unchanged
+    assert wait_rows(db_of(gateway), 1) == 1
+    stored = json.loads(query(db_of(gateway), "select request_body from requests")[0][0])
+    assert stored["api_key"].startswith("[REDACTED] sha256:")
+    assert stored["opts"]["apiKey"].startswith("[REDACTED] sha256:")
+    assert (stored["model"], stored["max_tokens"]) == ("m", 5)
+
+
 def test_binaries_land_as_files_with_correct_digests(start_gateway):
     gateway = start_gateway()
     size = 20 * 1024 * 1024
@@ -176,7 +227,13 @@ def test_binaries_land_as_files_with_correct_digests(start_gateway):
     assert files["request"]["content_type"].startswith("multipart/form-data")
     for row in files.values():
         path = Path(gateway.env["FILE_STORAGE_PATH"]) / row["path"]
-        assert path.name.startswith(row["request_id"])
+        assert path.name.startswith(row["record_id"])
+        joined = query(
+            db_of(gateway),
+            "select requests.id from files join requests on files.record_id = requests.id "
+            f"where files.id = '{row['id']}'",
+        )
+        assert [j["id"] for j in joined] == [row["record_id"]]
         assert hashlib.sha256(path.read_bytes()).hexdigest() == row["sha256"]
     download = query(db_of(gateway), "select * from requests where path like '/v1/binary/%'")[0]
     assert download["response_sha256"] == binary_sha256(size)

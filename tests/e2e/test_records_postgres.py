@@ -133,7 +133,7 @@ def test_postgresql_restart_under_load_loses_and_duplicates_nothing(start_gatewa
     assert wait_count(database_url, sent, timeout=60) == sent
     total, distinct = pg_query(database_url, "select count(*), count(distinct id) from requests")[0]
     assert (total, distinct) == (sent, sent)
-    status = requests.get(f"{gateway.url}/status").json()
+    status = gateway.status()
     totals = status["records"]["totals"]
     assert totals["written"] + totals["replayed"] == sent  # each row counted once, where it went
     assert totals["failed"] == 0

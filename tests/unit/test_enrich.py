@@ -340,7 +340,7 @@ def test_images_api_b64_json_lands_as_a_file(enrich: Enricher, blobs: BlobStore)
     enrich(record)
     assert [f.content_type for f in record.files] == ["image/png", "image/jpeg"]
     png = record.files[0]
-    assert png.kind == "image" and png.direction == "response" and png.request_id == record.id
+    assert png.kind == "image" and png.direction == "response" and png.record_id == record.id
     assert png.path.endswith("-image-1.png")
     assert png.sha256 == sha(PNG) == sha(blobs.path_of(png).read_bytes())
     assert png.size == len(PNG)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -29,18 +30,29 @@ def load(
     )
 
 
-def test_env_example_lists_every_setting_with_its_default_and_help():
+def test_env_example_is_inert_and_lists_every_setting_with_its_default_and_help():
+    """Every line is a comment, so copying the example to .env overrides nothing."""
     lines = (ROOT / ".env.example").read_text().splitlines()
     entries = {}
     for index, line in enumerate(lines):
-        if line and not line.startswith("#"):
-            name, _, value = line.partition("=")
-            assert lines[index - 1].startswith("# "), f"{name} has no help line"
+        assert not line or line.startswith("#"), f"line {index + 1} is not commented out: {line}"
+        match = re.fullmatch(r"# ([A-Z][A-Z0-9_]*)=(.*)", line)
+        if match:
+            name, value = match.groups()
+            assert lines[index - 1].startswith("# ") and "=" not in lines[index - 1].split()[1], (
+                f"{name} has no help line"
+            )
             entries[name] = value
     expected = {s.name: s.default for s in SETTINGS}
     expected["GATEWAY_CONFIG"] = ""
     expected.update({f"{n.upper()}_UPSTREAM_URL": url for n, url in BUILTIN_PROVIDERS.items()})
     assert entries == expected
+
+
+def test_copying_the_env_example_to_dotenv_changes_nothing(tmp_path):
+    defaults = load(tmp_path)
+    copied = load(tmp_path, dotenv=(ROOT / ".env.example").read_text())
+    assert copied.values == defaults.values
 
 
 def test_defaults_need_no_configuration(tmp_path):
@@ -94,6 +106,10 @@ def test_openai_base_url_is_left_to_the_sdks(tmp_path):
     [
         ({"PORT": "eighty"}, None, "PORT"),
         ({"PORT": "0"}, None, "PORT: must be at least 1"),
+        ({"WORKERS": "0"}, None, "WORKERS: must be at least 1"),
+        ({"MAX_REQUEST_BODY_MB": "0"}, None, "MAX_REQUEST_BODY_MB: must be at least"),
+        ({"LOG_LEVEL": "verbose"}, None, "LOG_LEVEL: expected one of debug, info, warning, error"),
+        ({"TRUSTED_PROXIES": "10.0.0.0/8, proxy"}, None, "TRUSTED_PROXIES"),
         ({"RECORDS_ENABLED": "maybe"}, None, "RECORDS_ENABLED"),
         ({}, "prot: 1\n", "unknown setting 'prot'"),
         ({}, "providers:\n  x:\n    base_url: ftp://nope\n", "providers.x.base_url"),
@@ -106,6 +122,59 @@ def test_bad_settings_name_the_key(tmp_path, env, yaml, message):
         load(tmp_path, env=env, yaml=yaml)
 
 
-def test_summary_hides_the_database_password(tmp_path):
-    settings = load(tmp_path, env={"DATABASE_URL": "postgresql://app:s3cret@db/gw"})
-    assert settings.summary()["DATABASE_URL"] == "postgresql://app:***@db/gw"
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://app:s3cret@db/gw", "postgresql://app:***@db/gw"),
+        ("postgres://app:s3c@ret@db:5433/gw", "postgres://app:***@db:5433/gw"),
+        (
+            "postgresql://app:s3c%40ret@db/gw?sslmode=require",
+            "postgresql://app:***@db/gw?sslmode=require",
+        ),
+        (
+            "postgresql://db/gw?user=app&password=s3cret&sslmode=require",
+            "postgresql://db/gw?user=app&password=***&sslmode=require",
+        ),
+        ("postgresql://db/gw?password=s3cret", "postgresql://db/gw?password=***"),
+        ("host=db user=app password=s3cret dbname=gw", "host=db user=app password=*** dbname=gw"),
+        ("host=db password = 's3c ret\\' x' dbname=gw", "host=db password = *** dbname=gw"),
+        ("host=db sslpassword=s3cret", "host=db sslpassword=***"),
+        ("postgresql://app@db/gw", "postgresql://app@db/gw"),
+    ],
+)
+def test_summary_hides_the_database_password_in_every_form(tmp_path, url, shown):
+    settings = load(tmp_path, env={"DATABASE_URL": url})
+    assert settings.summary()["DATABASE_URL"] == shown
+    assert "s3c" not in str(settings.summary())
+
+
+def test_summary_never_shows_a_token_setting(tmp_path):
+    settings = load(tmp_path, env={"STATUS_TOKEN": "status-token-value"})
+    assert "status-token-value" not in str(settings.summary())
+    assert settings.summary()["STATUS_TOKEN"].startswith("[REDACTED] sha256:")
+
+
+@pytest.mark.parametrize(
+    ("env", "yaml", "origin"),
+    [
+        (
+            {},
+            "providers:\n  ollama:\n    base_url: http://bob:s3cret@gpu:11434\n",
+            "providers.ollama.base_url",
+        ),
+        (
+            {},
+            "providers:\n  ollama:\n    base_url: http://bob@gpu:11434\n",
+            "providers.ollama.base_url",
+        ),
+        ({"OPENAI_UPSTREAM_URL": "https://bob:s3cret@api.example"}, None, "OPENAI_UPSTREAM_URL"),
+    ],
+)
+def test_credentials_in_a_provider_url_are_refused_without_showing_them(
+    tmp_path, env, yaml, origin
+):
+    with pytest.raises(SettingsError) as caught:
+        load(tmp_path, env=env, yaml=yaml)
+    message = str(caught.value)
+    assert message.startswith(origin) and "header" in message
+    assert "s3cret" not in message and "bob" not in message

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simple_gateway.errors import Unauthorized
+from simple_gateway.errors import InvalidApiKey as Unauthorized
 from simple_gateway.keys import GatewayKeys, KeyGate, digest
 from simple_gateway.providers import build_provider, register_builtin_types
 from simple_gateway.settings import ProviderConfig
@@ -50,7 +50,7 @@ def test_per_path_timeouts_pick_the_most_specific_pattern():
 
 
 def admit(gate: KeyGate, p, path: str, **headers: str):
-    return gate.admit(p, path, dict(headers))
+    return gate.admit(p, path, headers).apply(dict(headers))
 
 
 def test_gemini_gateway_key_in_the_query_is_replaced_by_the_header_key():

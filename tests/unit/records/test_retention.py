@@ -45,8 +45,8 @@ def blobs(tmp_path: Path) -> BlobStore:
     return BlobStore(tmp_path / "files")
 
 
-def saved(blobs: BlobStore, request_id: str) -> str:
-    return blobs.save(b"{}", request_id, "openai", "response", "application/json").path
+def saved(blobs: BlobStore, record_id: str) -> str:
+    return blobs.save(b"{}", record_id, "openai", "response", "application/json").path
 
 
 def test_purges_by_age_and_count_and_deletes_their_files(blobs: BlobStore) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +16,13 @@ import pytest
 
 from simple_gateway.records.spool import Spool, decode_batch, encode_batch
 from simple_gateway.store.base import Row, StoreUnavailable
+from simple_gateway.store.sqlite import SqliteStore
+from tests.unit.store import make_file, make_record
 
 
 def batch(start: int, size: int = 5) -> tuple[list[Row], list[Row]]:
     requests = [{"id": f"r{n}", "path": "/v1/x", "status": 200} for n in range(start, start + size)]
-    files = [{"id": f"f{start}", "request_id": f"r{start}", "path": "a/b.json"}]
+    files = [{"id": f"f{start}", "record_id": f"r{start}", "path": "a/b.json"}]
     return requests, files
 
 
@@ -76,6 +80,28 @@ def test_values_survive_the_round_trip(spool: Spool) -> None:
     collector: list[Row] = []
     spool.replay(lambda requests, files: collector.extend(requests))
     assert collector == [row]
+
+
+def test_a_line_spooled_before_the_files_rename_replays_into_record_id(
+    directory: Path, tmp_path: Path
+) -> None:
+    record = make_record(0)
+    old_file_row = asdict(make_file(record))
+    old_file_row["request_id"] = old_file_row.pop("record_id")  # as the previous version wrote it
+    directory.mkdir(parents=True)
+    (directory / "spool-1-1.jsonl").write_bytes(encode_batch([record.to_row()], [old_file_row]))
+
+    store = SqliteStore(str(tmp_path / "g.db"))
+    try:
+        store.migrate()
+        assert Spool(directory).replay(store.write_batch) == 1
+    finally:
+        store.close()
+    with sqlite3.connect(tmp_path / "g.db") as conn:
+        joined = conn.execute(
+            "SELECT files.id FROM files JOIN requests ON files.record_id = requests.id"
+        ).fetchall()
+    assert joined == [(old_file_row["id"],)]
 
 
 def test_a_file_in_use_by_a_live_writer_is_left_alone(spool: Spool, directory: Path) -> None:

@@ -244,10 +244,10 @@ def test_refused_rows_are_repaired_or_isolated_without_losing_the_batch(
 ) -> None:
     poison_file = FileRef(
         id="file-poison",
-        request_id="req-000003",
+        record_id="rec-000003",
         direction="response",
         kind="body",
-        path="openai/2024-01-01/req-000003-response.json",
+        path="openai/2024-01-01/rec-000003-response.json",
         content_type="application/json",
         size=3,
         sha256="0" * 64,

@@ -103,7 +103,7 @@ def make_file(record: Record, n: int = 0, **overrides: Any) -> FileRef:
     """A response-body file of `record`, created when the exchange ended."""
     fields: dict[str, Any] = {
         "id": f"{record.id}F{n}",
-        "request_id": record.id,
+        "record_id": record.id,
         "direction": "response",
         "kind": "body",
         "path": f"{record.provider}/2026-11-18/{record.id}-response-{n}.json",
@@ -164,31 +164,33 @@ def check_purges(store: Store) -> None:
     """The purge contract, shared by every store: which rows go and which file paths come back."""
     r0, r1, r2, r3 = (make_record(n * 100) for n in range(4))
     r1.request_id = r3.request_id = "client-chosen-id"  # x-request-id can repeat
-    linked = make_file(r1, 1, request_id="unrelated")
+    linked = make_file(r1, 1, record_id="unrelated")
     r1.response_body.file = linked
     after_cutoff = iso(BASE_TS + 160) or ""  # so only the link to a request can remove them
     linked.created_at = after_cutoff
     files = [
-        make_file(r0, 0, created_at=after_cutoff),  # request_id is r0's own id
-        make_file(r0, 1, request_id=r0.request_id, created_at=after_cutoff),  # r0's x-request-id
+        make_file(r0, 0, created_at=after_cutoff),  # record_id is r0's id
         linked,  # named by r1.response_file_id only
-        make_file(r1, 2, request_id="client-chosen-id", created_at=after_cutoff),  # r3 keeps it
+        make_file(r1, 2, created_at=after_cutoff),  # record_id is r1's id
+        make_file(r0, 9, record_id="orphan-old", created_at=iso(BASE_TS - 10) or ""),
         make_file(r2, 0),
         make_file(r3, 0),
-        make_file(r0, 9, request_id="orphan-old", created_at=iso(BASE_TS - 10) or ""),
-        make_file(r0, 8, request_id="orphan-new", created_at=iso(BASE_TS + 1000) or ""),
+        # An x-request-id is not a link: files.record_id joins requests.id only.
+        make_file(r0, 1, record_id=r0.request_id, created_at=after_cutoff),
+        make_file(r0, 7, record_id="client-chosen-id", created_at=after_cutoff),
+        make_file(r0, 8, record_id="orphan-new", created_at=iso(BASE_TS + 1000) or ""),
     ]
     store.write_batch([r.to_row() for r in (r0, r1, r2, r3)], [asdict(f) for f in files])
 
     removed = store.purge_before(iso(BASE_TS + 150) or "")
-    assert sorted(removed) == sorted(f.path for f in [*files[:3], files[6]])
+    assert sorted(removed) == sorted(f.path for f in files[:4])
     assert store.count() == 2
     assert store.purge_before(iso(BASE_TS + 150) or "") == []
 
     assert store.purge_keep_newest(5) == []
     assert store.purge_keep_newest(1) == [files[4].path]
     assert store.count() == 1
-    assert sorted(store.purge_keep_newest(0)) == sorted([files[3].path, files[5].path])
+    assert store.purge_keep_newest(0) == [files[5].path]
     assert store.count() == 0
 
     twins = [make_record(500), make_record(500)]  # same start: the larger id counts as newer

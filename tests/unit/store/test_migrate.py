@@ -25,7 +25,8 @@ from simple_gateway.store.sqlite import SqliteStore
 from tests.unit.store import fresh_postgres_database, make_row
 
 PROCESSES = 6
-VIEWS = ("recent_requests", "usage_by_model_day", "recent_errors")
+VIEWS = ("recent_requests", "usage_by_model_day", "recent_errors", "guardrail_summary")
+SHIPPED = [m.name for m in discover("sqlite")]  # the same names in both dialects (tested below)
 
 
 def _write(root: Path, dialect: str, name: str, sql: str) -> None:
@@ -128,16 +129,20 @@ def test_sqlite_statements_keep_semicolons_inside_strings_comments_and_triggers(
         conn.close()
 
 
+def _names(dialect: str) -> list[str]:
+    return [migration.name for migration in discover(dialect)]
+
+
 # SQLite
 
 
 def test_sqlite_migrations_apply_once(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "g.db", isolation_level=None)
     try:
-        assert migrate_sqlite(conn) == ["0001_initial"]
+        assert migrate_sqlite(conn) == SHIPPED
         assert migrate_sqlite(conn) == []
         history = conn.execute("SELECT name, applied_at FROM schema_migrations").fetchall()
-        assert [name for name, _ in history] == ["0001_initial"]
+        assert [name for name, _ in history] == SHIPPED
         assert history[0][1].endswith("+00:00")
     finally:
         conn.close()
@@ -200,10 +205,11 @@ def test_sqlite_processes_migrating_a_fresh_file_at_once(tmp_path: Path) -> None
     outcomes = _race("sqlite", path)
     assert [kind for kind, _ in outcomes] == ["ok"] * PROCESSES, outcomes
     applied = [names for _, names in outcomes]
-    assert sorted(applied, key=len) == [[]] * (PROCESSES - 1) + [["0001_initial"]]
+    assert sorted(name for names in applied for name in names) == SHIPPED  # each once
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("SELECT name FROM schema_migrations").fetchall() == [("0001_initial",)]
+        names = conn.execute("SELECT name FROM schema_migrations ORDER BY name").fetchall()
+        assert [n for (n,) in names] == SHIPPED
     finally:
         conn.close()
 
@@ -215,14 +221,14 @@ def test_postgres_migrations_apply_once_and_need_a_transaction() -> None:
     with fresh_postgres_database() as url:
         conn = psycopg2.connect(url)
         try:
-            assert migrate_postgres(conn) == ["0001_initial"]
+            assert migrate_postgres(conn) == SHIPPED
             assert migrate_postgres(conn) == []
             conn.autocommit = True
             with pytest.raises(ValueError, match="autocommit"):
                 migrate_postgres(conn)
             with conn.cursor() as cur:
-                cur.execute("SELECT name FROM schema_migrations")
-                assert cur.fetchall() == [("0001_initial",)]
+                cur.execute("SELECT name FROM schema_migrations ORDER BY name")
+                assert [n for (n,) in cur.fetchall()] == SHIPPED
         finally:
             conn.close()
 
@@ -255,12 +261,12 @@ def test_postgres_processes_migrating_a_fresh_database_at_once() -> None:
         outcomes = _race("postgres", url)
         assert [kind for kind, _ in outcomes] == ["ok"] * PROCESSES, outcomes
         applied = [names for _, names in outcomes]
-        assert sorted(applied, key=len) == [[]] * (PROCESSES - 1) + [["0001_initial"]]
+        assert sorted(name for names in applied for name in names) == SHIPPED  # each once
         conn = psycopg2.connect(url)
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT name FROM schema_migrations")
-                assert cur.fetchall() == [("0001_initial",)]
+                cur.execute("SELECT name FROM schema_migrations ORDER BY name")
+                assert [n for (n,) in cur.fetchall()] == SHIPPED
         finally:
             conn.close()
 
@@ -275,7 +281,7 @@ def test_both_dialects_have_the_same_tables_and_view_columns(tmp_path: Path) -> 
     try:
         sqlite_columns = {
             name: [r[1] for r in conn.execute(f"PRAGMA table_info({name})")]
-            for name in ("requests", "files", *VIEWS)
+            for name in ("requests", "files", "guardrail_runs", *VIEWS)
         }
     finally:
         conn.close()

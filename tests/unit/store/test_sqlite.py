@@ -15,6 +15,7 @@ import pytest
 
 from simple_gateway.store import registry
 from simple_gateway.store.base import RowRejected, StoreUnavailable
+from simple_gateway.store.migrate import discover
 from simple_gateway.store.postgres import PostgresStore
 from simple_gateway.store.registry import known_schemes, open_store, register_store
 from simple_gateway.store.sqlite import (
@@ -63,7 +64,7 @@ def test_opening_is_lazy_and_configures_the_file(db_path: str) -> None:
     store = SqliteStore(db_path)
     assert not Path(db_path).parent.exists()
     try:
-        assert store.migrate() == ["0001_initial"]
+        assert store.migrate() == [m.name for m in discover("sqlite")]
         conn = store._connection()
         pragmas = {
             name: conn.execute(f"PRAGMA {name}").fetchone()[0]
@@ -281,7 +282,7 @@ def test_usage_by_model_day_adds_up(store: SqliteStore, db_path: str) -> None:
     assert first_day["errors"] == 2
     assert first_day["input_tokens"] == 181 * 4
     assert first_day["output_tokens"] == 96 * 4
-    assert first_day["unpriced_requests"] == 1
+    assert first_day["unpriced_requests"] == 0  # a priced model: the 500 without usage is no_usage
     assert first_day["cost_usd"] == pytest.approx(0.0000847 * 4)
     assert first_day["avg_duration_ms"] == 1200.0
     claude = by_key[("2026-11-19", "anthropic", "claude-sonnet-4")]
