@@ -78,13 +78,13 @@ class KeyGate:
     def __init__(self, keys: GatewayKeys | None) -> None:
         self.keys = keys
 
-    def admit(self, provider: Provider, path: str, headers: Mapping[str, str]) -> Admission:
+    def admit(self, provider: Provider, path: str, headers: dict[str, str]) -> Admission:
         """Check the client's credentials; raises InvalidApiKey when the request may not go.
 
         Called before anything else looks at the request, so an unauthenticated one
         costs nothing (no guardrail, no provider call).
         """
-        presented = provider.credentials(UpstreamRequest(path, dict(headers)))
+        presented = provider.credentials(UpstreamRequest(path, headers))  # read, not changed
         if self.keys is not None:
             accepted = next((k for k in presented if self.keys.accepts(k)), None)
             if accepted is None:
