@@ -1,18 +1,12 @@
 """gunicorn settings for `gunicorn wsgi:app`: the same defaults as `python -m simple_gateway`.
 
-Command-line flags still win over these values.
+Command-line flags still win over these values. The configuration is checked here, in
+the master, so a bad setting stops gunicorn with one line before any worker forks.
 """
 
-import sys
-
-from simple_gateway.preflight import preflight
+from simple_gateway.cli import load_checked
 from simple_gateway.server import gunicorn_options, prepare_master
-from simple_gateway.settings import SettingsError, load_settings
 
-try:
-    _settings = load_settings()
-    preflight(_settings)
-except SettingsError as exc:
-    sys.exit(f"simple-gateway: configuration error: {exc}")
+_settings = load_checked()
 prepare_master()
 globals().update(gunicorn_options(_settings))

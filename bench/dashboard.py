@@ -240,6 +240,34 @@ def build(path: Path, rows: int) -> None:
     print(f"  database size: {path.stat().st_size / 1e9:.2f} GB")
 
 
+def write_cost(rows: int = 20_000) -> None:
+    """Rows per second inserted in batches of 500, without and with migration 0005's triggers."""
+    rng = random.Random(3)
+    start_ms = int(time.time() * 1000)
+    batch = [make_row(rng, start_ms + i) for i in range(rows)]
+    insert = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+    for label, keep in (("without 0005", lambda name: name < "0005"), ("with 0005", bool)):
+        folder = Path(tempfile.mkdtemp(prefix="sg-bench-write-"))
+        for dialect in ("sqlite", "postgres"):
+            (folder / dialect).mkdir()
+            for file in (MIGRATIONS_ROOT / dialect).glob("*.sql"):
+                if keep(file.name):
+                    shutil.copy(file, folder / dialect / file.name)
+        conn = sqlite3.connect(folder / "g.db", isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        migrate_sqlite(conn, folder)
+        started = time.perf_counter()
+        for first in range(0, rows, 500):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(insert, batch[first : first + 500])
+            conn.execute("COMMIT")
+        elapsed = time.perf_counter() - started
+        conn.close()
+        shutil.rmtree(folder)
+        print(f"write cost {label}: {rows / elapsed:,.0f} records/s (batches of 500, SQLite)")
+
+
 def client(db_path: Path):  # type: ignore[no-untyped-def]
     from simple_gateway.app import create_app
     from simple_gateway.settings import load_settings
@@ -367,6 +395,8 @@ def main() -> None:
             cold, median, status = timed(http, url)
         met = "yes" if median <= target and status == 200 else f"NO (status {status})"
         print(f"| {name} | {cold:.0f} | {median:.1f} | {target} | {met} |", flush=True)
+    print()
+    write_cost()
     for fmt in ("csv", "jsonl"):
         out = (
             subprocess.run(

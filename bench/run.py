@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
 
-from bench import http_scenarios, record_scenarios, report
+from bench import burst_scenarios, http_scenarios, record_scenarios, report
 from bench.context import FULL, QUICK, Bench
 from bench.load import wrk_version
 from bench.procs import ROOT, Processes, raise_nofile
@@ -46,8 +46,10 @@ SCENARIOS: dict[str, Callable[[Bench], Outcome]] = {
     "streams50": functools.partial(http_scenarios.streams, count=50),
     "streams200": functools.partial(http_scenarios.streams, count=200),
     "slow1000": http_scenarios.slow1000,
+    "burst1000": burst_scenarios.burst1000,
     "binary20mb": http_scenarios.binary20mb,
     "idle": http_scenarios.idle,
+    "memory": burst_scenarios.memory,
     "writer": record_scenarios.writer,
     "pgdown": record_scenarios.pgdown,
 }

@@ -1,6 +1,8 @@
-"""`python -m simple_gateway`: the gateway under gunicorn gthread, zero configuration."""
+"""`python -m simple_gateway`: the same command line as `simple-gateway`."""
 
-from simple_gateway.server import run
+import sys
+
+from simple_gateway.cli import main
 
 if __name__ == "__main__":
-    run()
+    sys.exit(main())

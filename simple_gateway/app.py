@@ -64,7 +64,7 @@ class ProxyDispatcher:
     ) -> Iterable[bytes]:
         segment = unsafe_path(environ)
         if segment is not None:
-            return self._refuse_path(environ, start_response, segment)
+            return self._refuse_path(environ, stamp_responses(environ, start_response), segment)
         route = self.router.route(raw_path(environ), environ.get("QUERY_STRING", ""))
         if route is None:
             return self.fallback(environ, stamp_responses(environ, start_response))

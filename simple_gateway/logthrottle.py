@@ -11,19 +11,26 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 
 class ThrottledLog:
     """One line per kind of error per interval, saying how many were left out."""
 
-    def __init__(self, logger: logging.Logger, interval: float = 60.0) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger,
+        interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._log = logger
         self._interval = interval
+        self._clock = clock
         self._lock = threading.Lock()
         self._kinds: dict[str, tuple[float, int]] = {}  # kind -> (last written, repeats since)
 
     def error(self, kind: str, message: str, *args: object) -> None:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             last, repeats = self._kinds.get(kind, (float("-inf"), 0))
             if now - last < self._interval:

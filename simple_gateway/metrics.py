@@ -90,6 +90,13 @@ class GatewayMetrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self._held = Gauge(
+            "gateway_records_held",
+            "Records held in memory because neither the database nor the spool could take "
+            "them, summed over live workers.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
         self._requests = Counter(
             "gateway_requests_total",
             "Exchanges finished, by provider, status class and outcome.",
@@ -158,6 +165,9 @@ class GatewayMetrics:
 
     def queue_depth(self, n: int) -> None:
         self._queue_depth.set(n)
+
+    def records_held(self, n: int) -> None:
+        self._held.set(n)
 
     def exchange_finished(self, record: Record) -> None:
         duration = None if record.ended_at is None else record.ended_at - record.started_at

@@ -191,34 +191,47 @@ def _anchor(secret: str) -> str:
     return max(runs, key=len) if runs else ""
 
 
-def _ordered(secrets: Iterable[str]) -> list[str]:
-    # Longer secrets first, so `Bearer+sk-...` goes whole rather than leaving `Bearer+`.
-    return sorted({s for s in secrets if s}, key=len, reverse=True)
+class SecretSet:
+    """The secrets of one record, ready to scrub many texts and bodies.
+
+    Longer secrets go first, so `Bearer+sk-...` goes whole rather than leaving `Bearer+`.
+    The redacted forms hold no backslash, so they are literal replacements.
+    """
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._entries = [(s, _anchor(s), redact_value(s)) for s in ordered]
+
+    def __bool__(self) -> bool:
+        return bool(self._entries)
+
+    def text(self, text: str) -> str:
+        for secret, anchor, shown in self._entries:
+            if len(anchor) < 4 or anchor in text:
+                text = secret_pattern(secret).sub(shown, text)
+        return text
+
+    def bytes(self, data: bytes) -> bytes:
+        for secret, anchor, shown in self._entries:
+            if len(anchor) < 4 or anchor.encode() in data:
+                data = secret_bytes_pattern(secret).sub(shown.encode("utf-8"), data)
+        return data
 
 
 def scrub_text(text: str, secrets: Iterable[str]) -> str:
     """`text` with each secret, in any echoed encoding, replaced by its redacted form."""
-    for secret in _ordered(secrets):
-        anchor = _anchor(secret)
-        if len(anchor) >= 4 and anchor not in text:
-            continue
-        # The redacted form holds no backslash, so it is a literal replacement.
-        text = secret_pattern(secret).sub(redact_value(secret), text)
-    return text
+    return SecretSet(secrets).text(text)
 
 
 def scrub_bytes(data: bytes, secrets: Iterable[str]) -> bytes:
     """`scrub_text` for bytes."""
-    for secret in _ordered(secrets):
-        anchor = _anchor(secret)
-        if len(anchor) >= 4 and anchor.encode() not in data:
-            continue
-        data = secret_bytes_pattern(secret).sub(redact_value(secret).encode("utf-8"), data)
-    return data
+    return SecretSet(secrets).bytes(data)
 
 
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*(?:"|$)', re.DOTALL)
 _JSON_COLON = re.compile(rb"\s*:\s*")
+# The end of every key: a closing quote, then a colon.
+_KEY_END = re.compile(rb'"\s*:')
 
 
 def redact_json_fields(body: bytes) -> tuple[bytes, list[str]]:
@@ -229,6 +242,8 @@ def redact_json_fields(body: bytes) -> tuple[bytes, list[str]]:
     cut short (a preview) is handled too: a value cut in the middle is redacted as it stands.
     Returns the body and the values found, so their echoes can be scrubbed as well.
     """
+    if not _may_hold_secret_fields(body):
+        return body, []
     pieces: list[bytes] = []
     found: list[str] = []
     position = 0
@@ -249,6 +264,35 @@ def redact_json_fields(body: bytes) -> tuple[bytes, list[str]]:
         return body, []
     pieces.append(body[position:])
     return b"".join(pieces), found
+
+
+def redact_body_fields(
+    body: bytes, content_type: str | None, content_encoding: str | None = None
+) -> tuple[bytes, list[str]]:
+    """`redact_json_fields` for a body that is JSON as stored (not compressed); else as is."""
+    if not is_json_body(content_type, content_encoding):
+        return body, []
+    return redact_json_fields(body)
+
+
+def is_json_body(content_type: str | None, content_encoding: str | None = None) -> bool:
+    return "json" in (content_type or "").lower() and not content_encoding
+
+
+def _may_hold_secret_fields(body: bytes) -> bool:
+    """False when no key is secret-named (most bodies): spares the exact walk below.
+
+    Each key is read back from its closing quote to its opening one; a key holding a
+    backslash (an escape) cannot be read that way, so it counts as possibly secret.
+    """
+    for end in _KEY_END.finditer(body):
+        start = body.rfind(b'"', 0, end.start())
+        if start == -1:
+            return True
+        key = body[start + 1 : end.start()]
+        if key.endswith(b"\\") or b"\\" in key or is_secret_name(key.decode("utf-8", "replace")):
+            return True
+    return False
 
 
 def _json_text(token: bytes) -> str:

@@ -26,6 +26,7 @@ from simple_gateway.proxy.watcher import DisconnectWatcher
 from simple_gateway.records.blobs import BlobStore
 from simple_gateway.records.cost import PriceTable
 from simple_gateway.records.enrich import Enricher
+from simple_gateway.records.journal import Journal, JournaledSink
 from simple_gateway.records.model import Record
 from simple_gateway.records.retention import Retention
 from simple_gateway.records.scrub import SecretScrubber
@@ -39,6 +40,8 @@ from simple_gateway.store.registry import open_store
 from simple_gateway.translate.formats import register_builtin_formats
 
 log = logging.getLogger(__name__)
+
+_JOURNAL_REPLAY_TIMEOUT = 120.0
 
 
 def current_gateway() -> Gateway:
@@ -62,9 +65,15 @@ class Gateway:
         self.live = LiveExchanges()
         self.metrics = GatewayMetrics() if settings.metrics_enabled else None
         self.blobs = BlobStore(settings.file_storage_path) if settings.records_enabled else None
+        journaled = settings.records_enabled and settings.journal_enabled
+        self.journal = Journal(Path(settings.spool_path)) if journaled else None
         self.writer = self._build_writer() if settings.records_enabled else None
+        records = JournaledSink(self.journal, self.writer) if self.journal else self.writer
+        # A provider may hold a record back for follow-up work (Replicate archives outputs).
         self.sink = (
-            ProviderSink(self.writer, self.router.providers, self.blobs) if self.writer else None
+            ProviderSink(records, self.router.providers, self.blobs)
+            if records is not None
+            else None
         )
         gate = KeyGate(GatewayKeys.parse(settings.gateway_api_keys))
         register_builtin_formats()
@@ -90,6 +99,7 @@ class Gateway:
                 max_request_body=settings.max_request_body,
                 inline_limit=settings.body_inline_limit,
                 access_log=settings.access_log,
+                trusted_proxies=settings.trusted_proxies,
             ),
             self.pool,
             self.watcher,
@@ -131,7 +141,19 @@ class Gateway:
             batch_size=settings.writer_batch_size,
             flush_interval=settings.writer_flush_interval,
             maintenance=Retention(self.blobs, settings.retention_days, settings.retention_max_rows),
+            busy=lambda: len(self.live) > 0,
+            journal=self.journal,
         )
+
+    @staticmethod
+    def _replay_journals(journal: Journal, writer: RecordWriter) -> None:
+        """Records of killed workers go to the writer, from a thread: the start never waits."""
+        threading.Thread(
+            target=journal.replay,
+            args=(writer.submit, lambda: writer.flush(_JOURNAL_REPLAY_TIMEOUT)),
+            name="journal-replay",
+            daemon=True,
+        ).start()
 
     @property
     def started(self) -> bool:
@@ -144,7 +166,11 @@ class Gateway:
                 return
             self.watcher.start()
             if self.writer is not None:
+                if self.journal is not None:
+                    self.journal.open()
                 self.writer.start()
+                if self.journal is not None:
+                    self._replay_journals(self.journal, self.writer)
             if self.guardrails is not None:
                 self.guardrails.start()
             self._started = True
@@ -177,4 +203,6 @@ class Gateway:
             drained = self.writer.stop(timeout)
             if not drained:
                 log.error("record writer did not drain in %.1fs; the rest is in the spool", timeout)
+            if self.journal is not None:
+                self.journal.close()
         self.pool.close()

@@ -12,26 +12,30 @@ Both entry points share these defaults: `python -m simple_gateway` through
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import shutil
+import socket
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from simple_gateway import __version__
 from simple_gateway.ids import new_id
 from simple_gateway.metrics import MULTIPROCESS_ENV, mark_process_dead, prepare_multiprocess_dir
-from simple_gateway.preflight import preflight
-from simple_gateway.settings import Settings, SettingsError, load_settings
+from simple_gateway.redaction import hide_database_password
+from simple_gateway.settings import Settings
 from simple_gateway.worker import GatewayWorker, drain_margin, raise_open_file_limit
 
 INSTANCE_ENV = "SIMPLE_GATEWAY_INSTANCE_ID"
 METRICS_DIR_ENV = MULTIPROCESS_ENV
 WAITING_CONNECTIONS = 10_000
-__all__ = ["GatewayApplication", "GatewayWorker", "gunicorn_options", "prepare_master", "run"]
+__all__ = ["GatewayApplication", "GatewayWorker", "gunicorn_options", "prepare_master", "serve"]
 
 
 def prepare_master() -> None:
@@ -65,11 +69,79 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "accesslog": None,
         "preload_app": False,
         "control_socket_disable": True,  # one fixed path per user: instances would collide
+        "when_ready": _banner_hook(settings),
         "post_worker_init": post_worker_init,
         "worker_exit": worker_exit,
         "child_exit": child_exit,
         "on_exit": on_exit,
     }
+
+
+def describe_records(settings: Settings) -> str:
+    """Where records go, with absolute paths and no password."""
+    if not settings.records_enabled:
+        return "off (RECORDS_ENABLED=false)"
+    if settings.database_url:
+        kind = "SQLite" if settings.database_url.lower().startswith("sqlite:") else "PostgreSQL"
+        return f"{kind} {hide_database_password(settings.database_url)}"
+    return f"SQLite {os.path.abspath(settings.db_path)}"
+
+
+def describe_config(settings: Settings) -> str:
+    return "none" if settings.source == "defaults" else os.path.abspath(settings.source)
+
+
+def banner(settings: Settings, addresses: list[str]) -> str:
+    """What the master prints once its port is bound, before any worker starts."""
+    lines = [
+        f"simple-gateway {__version__} listening on {', '.join(addresses)} "
+        f"({settings.workers} workers x {settings.threads} threads)",
+        f"  config:  {describe_config(settings)}",
+        f"  records: {describe_records(settings)}",
+    ]
+    if settings.records_enabled:
+        lines += [
+            f"  files:   {os.path.abspath(settings.file_storage_path)}",
+            f"  spool:   {os.path.abspath(settings.spool_path)}",
+        ]
+    return "\n".join(lines)
+
+
+def _banner_hook(settings: Settings) -> Callable[[Any], None]:
+    """gunicorn's `when_ready`: runs once in the master, after the listeners are bound."""
+
+    def when_ready(server: Any) -> None:
+        addresses = [str(listener) for listener in getattr(server, "LISTENERS", [])]
+        print(banner(settings, addresses), file=sys.stderr, flush=True)
+        print_dashboard_banner(settings)
+
+    return when_ready
+
+
+class AddressInUse(RuntimeError):
+    """Another process listens on the configured address."""
+
+
+def check_address_free(host: str, port: int) -> None:
+    """Raise AddressInUse when (host, port) cannot be bound, as gunicorn would bind it.
+
+    gunicorn retries a busy port for several seconds with a log line each time; this fails
+    at once with one line instead.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise AddressInUse(f"cannot resolve HOST '{host}': {exc.strerror}") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+            raise AddressInUse(
+                f"cannot listen on {_bracket(host)}:{port}: {reason} "
+                "(another instance? choose another PORT or --port)"
+            ) from None
 
 
 def post_worker_init(worker: Any) -> None:
@@ -121,23 +193,10 @@ class GatewayApplication(BaseApplication):  # type: ignore[misc]
         return create_app(self.settings)
 
 
-def run() -> None:
-    try:
-        settings = load_settings()
-        preflight(settings)
-    except SettingsError as exc:
-        print(f"simple-gateway: configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+def serve(settings: Settings) -> None:
+    """Run the gateway under gunicorn until it is stopped; settings already checked."""
+    check_address_free(settings.host, settings.port)
     prepare_master()
-    records = (settings.database_url and "PostgreSQL") or settings.db_path
-    print(
-        f"simple-gateway listening on http://{_bracket(settings.host)}:{settings.port} "
-        f"({settings.workers} workers x {settings.threads} threads); "
-        f"records: {records if settings.records_enabled else 'off'}",
-        file=sys.stderr,
-        flush=True,
-    )
-    print_dashboard_banner(settings)
     GatewayApplication(settings).run()
 
 

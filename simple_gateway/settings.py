@@ -9,6 +9,7 @@ base URL can be overridden by `<NAME>_UPSTREAM_URL`.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
@@ -128,6 +129,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WRITER_BATCH_SIZE", int, "500", "Records written per transaction, at most.", 1),
     Setting("WRITER_FLUSH_INTERVAL", float, "0.2", "Seconds a record waits for a batch.", 0.001),
     Setting(
+        "JOURNAL_ENABLED",
+        _to_bool,
+        "true",
+        "Journal finished records until written, so a killed worker loses none.",
+    ),
+    Setting(
         "RETENTION_DAYS", _to_optional_float, "", "Delete records older than this; empty: keep."
     ),
     Setting(
@@ -185,6 +192,8 @@ class Settings:
     # Feature sections of the YAML file (guardrails, models, routing, ...), already
     # `${VAR}`-expanded; each feature package parses and validates its own section.
     sections: Mapping[str, Any] = field(default_factory=dict)
+    # Things worth a warning at start-up that do not stop it (e.g. unknown names in .env).
+    warnings: tuple[str, ...] = ()
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -255,12 +264,41 @@ def load_settings(
     if not isinstance(prices, dict):
         raise SettingsError(f"{path}: 'prices' must be a mapping of model to prices")
     sections = {key: document[key] for key in SECTIONS if document.get(key) is not None}
+    warnings = []
+    unknown = _unknown_dotenv_names(dotenv, path)
+    if unknown:
+        warnings.append(
+            f"{dotenv_path}: unknown setting{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(unknown)} (ignored; .env.example lists every setting)"
+        )
     return Settings(
         values=values,
         providers=providers,
         prices=prices,
         source=path or "defaults",
         sections=sections,
+        warnings=tuple(warnings),
+    )
+
+
+def _unknown_dotenv_names(dotenv: Mapping[str, str], config_path: str | None) -> list[str]:
+    """Names in .env that no setting reads: a typo (`PROT=8081`) would pass silently.
+
+    Settings, `<NAME>_UPSTREAM_URL`, GATEWAY_CONFIG and variables the YAML file refers to as
+    `${VAR}` are all read.
+    """
+    referenced: set[str] = set()
+    if config_path and os.path.isfile(config_path):
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            text = Path(config_path).read_text(encoding="utf-8")
+            referenced = {m.group(1) for m in _ENV_REF.finditer(text)}
+    return sorted(
+        name
+        for name in dotenv
+        if name not in _BY_NAME
+        and name != "GATEWAY_CONFIG"
+        and name not in referenced
+        and not _UPSTREAM_ENV.match(name)
     )
 
 

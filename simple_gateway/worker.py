@@ -47,6 +47,8 @@ PRESTART_THREADS = 256
 DEFAULT_HEADER_TIMEOUT = 10.0
 MAX_HEAD_BYTES = 64 * 1024
 HEAD_READ_SIZE = 16 * 1024
+LINGER_SECONDS = 2.0  # as gunicorn's close_graceful: time for the peer to take our FIN
+LINGER_DRAIN_BYTES = 64 * 1024
 ACCEPTS_PER_EVENT = 64  # a burst of new connections is taken in a few loop turns, not one each
 HEAD_END = b"\r\n\r\n"
 
@@ -106,12 +108,67 @@ def error_response(error: errors.GatewayError, request_id: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
+class RequestThreads(futures.ThreadPoolExecutor):
+    """The request threads: PRESTART_THREADS start with the worker, the rest when needed.
+
+    A thread started while hundreds of others compete for the interpreter lock can take
+    milliseconds to run its first line, and ThreadPoolExecutor starts each new one in
+    `submit`, waiting for it: in gunicorn's event loop, a burst of a thousand new streams
+    stalled for seconds behind those start-ups. Here `submit` never waits: when no thread
+    is idle it asks a starter thread for one. Threads already running absorb ordinary
+    bursts (each idle one costs about 20 KB).
+    """
+
+    def __init__(self, max_workers: int, prestart: int) -> None:
+        super().__init__(max_workers=max_workers, thread_name_prefix="request")
+        self._wanted = threading.Semaphore(0)
+        threading.Thread(target=self._start_threads, name="thread-starter", daemon=True).start()
+        count = min(max_workers, prestart)
+        started = threading.Barrier(count + 1)
+        for _ in range(count):
+            self.submit(started.wait)
+        started.wait()
+
+    def _adjust_thread_count(self) -> None:  # called by submit, in the event loop
+        if self._idle_semaphore.acquire(timeout=0):
+            return
+        self._wanted.release()
+
+    def _start_threads(self) -> None:
+        while True:
+            self._wanted.acquire()
+            if self._shutdown:
+                return
+            super()._adjust_thread_count()  # an idle thread since, or a new one
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=wait, cancel_futures=cancel_futures)
+        self._wanted.release()
+
+
+class Connection(gthread.TConn):  # type: ignore[misc]
+    """gthread's connection, closed gracefully without blocking the event loop."""
+
+    def __init__(self, worker: GatewayWorker, *args: Any) -> None:
+        super().__init__(*args)
+        self.worker = worker
+        self.head: bytearray | None = None
+        self.head_deadline = 0.0
+
+    def close(self, graceful: bool = False) -> None:
+        if graceful:
+            self.worker.linger(self)
+        else:
+            super().close()
+
+
 class GatewayWorker(gthread.ThreadWorker):
     """gunicorn's gthread worker: heads read in the event loop, errors in JSON, drained stops."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.heads: deque[tuple[float, gthread.TConn]] = deque()  # (deadline, connection)
+        self.heads: deque[tuple[float, Connection]] = deque()  # (deadline, connection)
+        self.lingering: deque[tuple[float, socket.socket]] = deque()
         self.header_timeout = DEFAULT_HEADER_TIMEOUT
 
     def init_process(self) -> None:
@@ -122,21 +179,7 @@ class GatewayWorker(gthread.ThreadWorker):
         super().init_process()
 
     def get_thread_pool(self) -> futures.ThreadPoolExecutor:
-        """The request threads, the first PRESTART_THREADS of them started right away.
-
-        A thread started while hundreds of others compete for the interpreter lock can take
-        seconds to run its first line, and gunicorn's accept loop waits for each one: a burst
-        of a thousand new streams then stalled for tens of seconds behind thread start-ups.
-        With a few hundred threads already running the burst is absorbed (measured: no stall
-        with 256, 50 s stalls with 64). Each idle thread costs about 20 KB.
-        """
-        pool = futures.ThreadPoolExecutor(max_workers=self.cfg.threads)
-        count = min(self.cfg.threads, PRESTART_THREADS)
-        started = threading.Barrier(count + 1)
-        for _ in range(count):
-            pool.submit(started.wait)
-        started.wait()
-        return pool
+        return RequestThreads(int(self.cfg.threads), PRESTART_THREADS)
 
     def run(self) -> None:
         gateway = _gateway_of(self)
@@ -155,7 +198,7 @@ class GatewayWorker(gthread.ThreadWorker):
 
     # -- reading heads in the event loop ----------------------------------------------------
 
-    def _reads_heads(self, conn: gthread.TConn) -> bool:
+    def _reads_heads(self, conn: Connection) -> bool:
         """TLS and HTTP/2 prior knowledge read the connection themselves: threads do that."""
         return not self.cfg.is_ssl and not gthread.negotiation.prior_knowledge_allowed(
             self.cfg, conn.client
@@ -175,7 +218,7 @@ class GatewayWorker(gthread.ThreadWorker):
                     raise
                 return
             self.nr_conns += 1
-            conn = gthread.TConn(self.cfg, client, addr, listener.getsockname())  # non-blocking
+            conn = Connection(self, self.cfg, client, addr, listener.getsockname())  # non-blocking
             if self._reads_heads(conn):
                 self._await_head(conn)
             else:
@@ -184,20 +227,20 @@ class GatewayWorker(gthread.ThreadWorker):
             if self.nr_conns >= self.worker_connections:
                 return
 
-    def on_client_socket_readable(self, conn: gthread.TConn, client: Any) -> None:
+    def on_client_socket_readable(self, conn: Connection, client: Any) -> None:
         """A kept-alive connection has its next request coming: read its head here too."""
         self.poller.unregister(client)
         self.keepalived_conns.remove(conn)
         self._await_head(conn)
 
-    def _await_head(self, conn: gthread.TConn) -> None:
+    def _await_head(self, conn: Connection) -> None:
         conn.head = bytearray()
         conn.head_deadline = time.monotonic() + self.header_timeout
         self.heads.append((conn.head_deadline, conn))
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_head_data, conn))
         self._on_head_data(conn, conn.sock)  # the request has often arrived with the connection
 
-    def _on_head_data(self, conn: gthread.TConn, _sock: Any) -> None:
+    def _on_head_data(self, conn: Connection, _sock: Any) -> None:
         head = conn.head
         if head is None:
             return
@@ -228,24 +271,26 @@ class GatewayWorker(gthread.ThreadWorker):
             )
             self._refuse(conn, error)
 
-    def _leave_heads(self, conn: gthread.TConn) -> None:
+    def _leave_heads(self, conn: Connection) -> None:
         conn.head = None  # its entry in self.heads is skipped when it comes up
         with contextlib.suppress(KeyError, ValueError, OSError):
             self.poller.unregister(conn.sock)
 
-    def _refuse(self, conn: gthread.TConn, error: errors.GatewayError) -> None:
+    def _refuse(self, conn: Connection, error: errors.GatewayError) -> None:
         log.info("connection from %s refused: %s %s", _ip(conn.client), error.status, error.message)
         with contextlib.suppress(OSError):
             conn.sock.send(error_response(error, new_id()))
-        self._close(conn)
+        self.nr_conns -= 1
+        self.linger(conn)  # unread bytes would turn a plain close into a reset
 
-    def _close(self, conn: gthread.TConn) -> None:
+    def _close(self, conn: Connection) -> None:
         self.nr_conns -= 1
         conn.close()
 
     def murder_pending(self) -> None:
         super().murder_pending()
         now = time.monotonic()
+        self._expire_lingering(now)
         while self.heads:
             deadline, conn = self.heads[0]
             waiting = conn.head is not None and conn.head_deadline == deadline
@@ -255,7 +300,7 @@ class GatewayWorker(gthread.ThreadWorker):
             if waiting:
                 self._expire_head(conn)
 
-    def _expire_head(self, conn: gthread.TConn) -> None:
+    def _expire_head(self, conn: Connection) -> None:
         started = bool(conn.head)
         self._leave_heads(conn)
         if not started:  # an idle connection: nothing to answer
@@ -280,12 +325,53 @@ class GatewayWorker(gthread.ThreadWorker):
 
     def _cap_keepalive(self, deadline: float) -> None:
         super()._cap_keepalive(deadline)
-        capped: deque[tuple[float, gthread.TConn]] = deque()
+        capped: deque[tuple[float, Connection]] = deque()
         for waiting_until, conn in self.heads:  # one cap for every entry keeps the order
             if conn.head is not None and conn.head_deadline == waiting_until:
                 conn.head_deadline = min(waiting_until, deadline)
                 capped.append((conn.head_deadline, conn))
         self.heads = capped
+
+    # -- closing without waiting ------------------------------------------------------------
+
+    def linger(self, conn: Connection) -> None:
+        """Close after the peer has read our last bytes: send FIN, drain, close on its FIN.
+
+        gunicorn does this with a blocking read of up to two seconds in the event loop; with
+        a thousand connections closing at once the loop stalled for seconds behind peers
+        that were simply slow to answer. Here the drain waits in the loop like any socket.
+        """
+        sock = conn.sock
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            sock.setblocking(False)
+            self.poller.register(sock, selectors.EVENT_READ, partial(self._on_linger_data, 0))
+        except (OSError, ValueError, KeyError):
+            sock.close()
+            return
+        self.lingering.append((time.monotonic() + LINGER_SECONDS, sock))
+
+    def _on_linger_data(self, drained: int, sock: socket.socket) -> None:
+        try:
+            data = sock.recv(LINGER_DRAIN_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        drained += len(data)
+        if data and drained < LINGER_DRAIN_BYTES:
+            self.poller.modify(sock, selectors.EVENT_READ, partial(self._on_linger_data, drained))
+            return
+        self.poller.unregister(sock)
+        sock.close()
+
+    def _expire_lingering(self, now: float) -> None:
+        while self.lingering and (self.lingering[0][0] <= now or self.lingering[0][1].fileno() < 0):
+            _, sock = self.lingering.popleft()
+            if sock.fileno() >= 0:
+                with contextlib.suppress(KeyError, ValueError, OSError):
+                    self.poller.unregister(sock)
+                sock.close()
 
     # -- errors before the app runs ---------------------------------------------------------
 

@@ -5,7 +5,7 @@ fill, from any worker. SQLite readers open the file read-only (WAL lets them run
 writers); PostgreSQL readers use read-only autocommit sessions. Connections are pooled per
 worker (a handful, whatever the number of request threads), and a query borrows one for its
 duration. SQL is written once with `?` placeholders; the PostgreSQL dialect rewrites them to
-`%s`, and the few statements that differ (full-text search, time buckets) come from the
+`%s`, and the few statements that differ (full-text search, schema lookups) come from the
 `Dialect` object so the query modules hold no if/else over database names.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import re
 import sqlite3
 import threading
 import time
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 Row = dict[str, Any]
+_WORDS = re.compile(r"[^\W_]+")
 POOL_SIZE = 4
 SCHEMA_TTL_SECONDS = 30.0
 SQLITE_BUSY_MS = 5_000
@@ -58,10 +60,6 @@ class Dialect(Protocol):
         limit: int,
     ) -> tuple[str, list[Any]]:
         """A page of search results, newest first; each row carries its `cursor`."""
-        ...
-
-    def bucket(self, seconds: int) -> str:
-        """An expression naming the time bucket of `requests.started_at`, as ISO text."""
         ...
 
     def exists_table(self) -> str:
@@ -115,17 +113,11 @@ class SqliteDialect:
         return sql, [*args, limit]
 
     def search_parameter(self, text: str) -> str:
-        # Each word becomes a quoted FTS5 string: no operator or column filter in the
-        # person's text is ever interpreted, and all words must match.
-        words = [w.replace('"', '""') for w in text.split()]
+        # Each word (a run of letters and digits, as the index's tokenizer splits them)
+        # becomes a quoted FTS5 string: no operator in the person's text is interpreted,
+        # and all words must match.
+        words = _WORDS.findall(text)
         return " ".join(f'"{w}"' for w in words) or '""'
-
-    def bucket(self, seconds: int) -> str:
-        if seconds >= 86_400:
-            return "substr(started_at, 1, 10)"
-        if seconds >= 3_600:
-            return "substr(started_at, 1, 13) || ':00'"
-        return "substr(started_at, 1, 16)"
 
     def exists_table(self) -> str:
         return "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?"
@@ -138,8 +130,7 @@ class SqliteDialect:
 POSTGRES_SEARCH_VECTOR = (
     "to_tsvector('simple'::regconfig, "
     "left(coalesce(request_body, ''), 100000) || ' ' "
-    "|| left(coalesce(response_text, ''), 100000) || ' ' "
-    "|| left(coalesce(response_body, ''), 100000))"
+    "|| left(coalesce(response_text, response_body, ''), 100000))"
 )
 
 
@@ -153,7 +144,8 @@ class PostgresDialect:
         return f"{POSTGRES_SEARCH_VECTOR} @@ plainto_tsquery('simple'::regconfig, ?)"
 
     def search_parameter(self, text: str) -> str:
-        return text
+        # The same words as on SQLite: "gpt-4o" finds "gpt-4o-mini" on both databases.
+        return " ".join(_WORDS.findall(text))
 
     def search_page(
         self,
@@ -165,7 +157,7 @@ class PostgresDialect:
         limit: int,
     ) -> tuple[str, list[Any]]:
         where = [*conditions, self.search_condition()]
-        args: list[Any] = [*params, text]
+        args: list[Any] = [*params, self.search_parameter(text)]
         if before:
             where.append("id < ?")
             args.append(before)
@@ -174,13 +166,6 @@ class PostgresDialect:
             "ORDER BY id DESC LIMIT ?"
         )
         return sql, [*args, limit]
-
-    def bucket(self, seconds: int) -> str:
-        unit = "day" if seconds >= 86_400 else "hour" if seconds >= 3_600 else "minute"
-        width = {"day": 10, "hour": 13, "minute": 16}[unit]
-        text = f"substr(to_char(date_trunc('{unit}', started_at AT TIME ZONE 'UTC'), "
-        text += "'YYYY-MM-DD\"T\"HH24:MI'), 1, " + str(width) + ")"
-        return text + (" || ':00'" if unit == "hour" else "")
 
     def exists_table(self) -> str:
         return "SELECT 1 WHERE to_regclass(?) IS NOT NULL"

@@ -52,7 +52,9 @@ def _size(value: int | None) -> str:
 def _ms(value: float | None) -> str:
     if value is None:
         return "\u2013"
-    return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.0f} ms"
+    if value >= 1000:
+        return f"{value / 1000:.2f} s"
+    return f"{value:.1f} ms" if value < 10 else f"{value:.0f} ms"
 
 
 @bp.app_template_filter("usd")
@@ -216,7 +218,7 @@ def login() -> Any:
         token_file=dashboard.credentials.token_file,
         next=_safe_next(request.values.get("next", "")),
     )
-    response = Response(page, status=401 if error else 200)
+    response = Response(page, status=401 if error else 200, mimetype="text/html")
     _set_cookie(response, LOGIN_CSRF_COOKIE, cookie, 3600, path="/dashboard")
     return response
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
-from requests.adapters import HTTPAdapter
+if TYPE_CHECKING:
+    import requests
 
 CONNECT_TIMEOUT = 3.0
 
@@ -28,6 +28,11 @@ class OutboundHTTP:
         session = self._session
         if session is not None and self._pid == os.getpid():
             return session
+        # requests is imported on first use: a worker whose guardrails make no HTTP call
+        # never holds it (~15 MB with urllib3 and charset_normalizer).
+        import requests
+        from requests.adapters import HTTPAdapter
+
         with self._lock:
             if self._session is None or self._pid != os.getpid():
                 session = requests.Session()

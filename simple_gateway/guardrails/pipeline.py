@@ -121,6 +121,13 @@ class Pipeline:
             self._run_group(priority, list(group), subject.with_parts(result.parts), result)
             if result.stopped_by is not None:
                 break
+        if result.modified:
+            # A redaction's own output still holds what its siblings and later groups
+            # redacted; only the stage's final text may be stored.
+            final = "\n\n".join(result.parts)
+            for run in result.runs:
+                if run.verdict == Outcome.REDACT and run.enforced:
+                    run.override_text = final
         for run in result.runs:
             self._observe(run)
         return result

@@ -26,6 +26,7 @@ from simple_gateway.ids import ENVIRON_KEY, accept_client_id, new_id
 from simple_gateway.keys import KeyGate
 from simple_gateway.providers import Provider, Route
 from simple_gateway.proxy.capture import BodyTap
+from simple_gateway.proxy.client_addr import client_address
 from simple_gateway.proxy.exchange import Exchange, LiveExchanges
 from simple_gateway.proxy.headers import request_headers, strip_hop_by_hop
 from simple_gateway.proxy.upstream import (
@@ -40,6 +41,7 @@ from simple_gateway.records.blobs import BlobStore
 from simple_gateway.records.model import BodyCapture, Outcome, Record
 from simple_gateway.redaction import is_secret_name, redact_headers, redact_query
 from simple_gateway.routing.frontdoor import FrontDoor, Routed
+from simple_gateway.settings import IPNetwork
 from simple_gateway.translate.base import BodyTransform
 
 if TYPE_CHECKING:
@@ -68,6 +70,7 @@ class ForwarderConfig:
     max_request_body: int
     inline_limit: int
     access_log: bool = True
+    trusted_proxies: tuple[IPNetwork, ...] = ()  # whose X-Forwarded-For names the client
 
 
 class Forwarder:
@@ -406,7 +409,7 @@ class Forwarder:
             method=environ["REQUEST_METHOD"],
             path=raw_path(environ),
             query=redact_query(query),
-            client_addr=environ.get("REMOTE_ADDR"),
+            client_addr=client_address(environ, self.config.trusted_proxies),
             user_agent=headers.get("User-Agent"),
             request_headers=redact_headers(headers),
         )

@@ -12,9 +12,26 @@ from pathlib import Path
 
 from simple_gateway.records.blobs import BlobStore
 from simple_gateway.records.model import BodyCapture, Record
-from simple_gateway.redaction import redact_json_fields, scrub_bytes, scrub_text
+from simple_gateway.redaction import SecretSet, is_json_body, redact_json_fields
 
 _FILE_SCAN_LIMIT = 64 * 1024 * 1024
+# Text fields of a record that may hold a secret value the request carried.
+_TEXT_FIELDS = ("response_text", "error_message", "upstream_url", "query", "upstream_request_body")
+
+
+def scrub_fields(record: Record, secrets: SecretSet) -> None:
+    """Scrub the record's text fields and header values in place (not bodies, not files).
+
+    Header values matter as much as bodies: a header whose name says nothing of a
+    secret (an echo, a custom header) can still carry the key the request sent.
+    """
+    for name in _TEXT_FIELDS:
+        value = getattr(record, name)
+        if value:
+            setattr(record, name, secrets.text(value))
+    for headers in (record.request_headers, record.response_headers):
+        for name, value in headers.items():
+            headers[name] = secrets.text(value)
 
 
 class SecretScrubber:
@@ -23,32 +40,25 @@ class SecretScrubber:
 
     def __call__(self, record: Record) -> None:
         found = self._redact_body_fields(record.request_body)
-        secrets = [s for s in record.secrets if s] + [s for s in found if len(s) >= 8]
+        if record.upstream_request_body:  # the client's body as translated for the provider
+            body, in_translation = redact_json_fields(record.upstream_request_body.encode())
+            if in_translation:
+                record.upstream_request_body = body.decode("utf-8", "replace")
+                found += in_translation
+        secrets = SecretSet([*record.secrets, *(s for s in found if len(s) >= 8)])
         record.secrets = []
         if not secrets:
             return
         for capture in (record.request_body, record.response_body):
-            capture.inline = scrub_bytes(capture.inline, secrets)
+            capture.inline = secrets.bytes(capture.inline)
             self._scrub_file(capture, secrets)
-        for name in (
-            "response_text",
-            "error_message",
-            "upstream_url",
-            "query",
-            "upstream_request_body",
-        ):
-            value = getattr(record, name)
-            if value:
-                setattr(record, name, scrub_text(value, secrets))
-        for headers in (record.request_headers, record.response_headers):
-            for name, value in headers.items():
-                headers[name] = scrub_text(value, secrets)
+        scrub_fields(record, secrets)
         for ref in record.files:
             self._scrub_path(self.blobs.root / ref.path, secrets)
 
     def _redact_body_fields(self, capture: BodyCapture) -> list[str]:
         """Redact secret fields of a JSON body, inline and on disk; the values found."""
-        if "json" not in (capture.content_type or "").lower() or capture.content_encoding:
+        if not is_json_body(capture.content_type, capture.content_encoding):
             return []
         capture.inline, found = redact_json_fields(capture.inline)
         if capture.file is not None:
@@ -65,16 +75,16 @@ class SecretScrubber:
                 )
         return found
 
-    def _scrub_file(self, capture: BodyCapture, secrets: list[str]) -> None:
+    def _scrub_file(self, capture: BodyCapture, secrets: SecretSet) -> None:
         if capture.file is not None:
             self._scrub_path(self.blobs.path_of(capture.file), secrets)
 
-    def _scrub_path(self, path: Path, secrets: list[str]) -> None:
+    def _scrub_path(self, path: Path, secrets: SecretSet) -> None:
         try:
             if path.stat().st_size > _FILE_SCAN_LIMIT:
                 return
             data = path.read_bytes()
-            cleaned = scrub_bytes(data, secrets)
+            cleaned = secrets.bytes(data)
             if cleaned != data:
                 path.write_bytes(cleaned)
         except OSError as exc:

@@ -10,6 +10,13 @@ row: a refused row is repaired and retried, and one refused even then is stored 
 minimal row with the original kept in the spool directory. Every record is counted once,
 as written, spooled or failed; while neither the store nor the spool can take a batch it
 waits in memory (bounded), and anything given up is logged with its ids.
+
+The writer shares the worker's interpreter with the request threads, so it converts a
+batch in slices of _SLICE records and, while exchanges are in flight (`busy`), pauses
+briefly between slices: a request waiting for the interpreter lock then gets it at once
+instead of after the writer's switch interval. Before a batch it also waits, up to
+_DEFER_MAX, for the worker to have no exchange in flight, unless a quarter of the queue
+is already full: the records of a burst are written after the burst, not during it.
 """
 
 from __future__ import annotations
@@ -34,6 +41,10 @@ _BACKOFF_MAX = 5.0
 _REPLAY_INTERVAL = 5.0  # how often to look for spool files that other processes left
 _MAX_TEXT_BYTES = 8 * 1024 * 1024
 _INT64 = (-(2**63), 2**63 - 1)
+_SLICE = 16  # records enriched and converted between two chances for requests to run
+_PAUSE = 0.0005  # seconds the writer stands aside after a slice while requests are in flight
+_DEFER_MAX = 1.0  # seconds a batch may wait for the worker to be idle (a burst to pass)
+_DEFER_STEP = 0.01
 _IDENTITY = ("id", "request_id", "started_at", "provider", "method", "path", "status", "outcome")
 
 
@@ -49,6 +60,16 @@ class WriterObserver(Protocol):
     def records_failed(self, n: int) -> None: ...
 
     def queue_depth(self, n: int) -> None: ...
+
+    def records_held(self, n: int) -> None: ...
+
+
+class WriterJournal(Protocol):
+    """Keeps submitted records until the writer settles them (records/journal.py)."""
+
+    def settled(self, rows: Sequence[Row]) -> None: ...
+
+    def sync(self) -> None: ...
 
 
 class _Stop:
@@ -83,6 +104,8 @@ class RecordWriter:
         flush_interval: float = 0.2,
         maintenance: Callable[[Store], None] | None = None,
         maintenance_interval: float = 600.0,
+        busy: Callable[[], bool] | None = None,
+        journal: WriterJournal | None = None,
     ) -> None:
         self._open_store = open_store
         self._spool = spool
@@ -94,6 +117,8 @@ class RecordWriter:
         self._flush_interval = flush_interval
         self._maintenance = maintenance
         self._maintenance_interval = maintenance_interval
+        self._busy = busy
+        self._journal = journal
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()  # cuts a batch window short: batch full, or stopping
         # Guards everything below it that request threads touch.
@@ -103,6 +128,7 @@ class RecordWriter:
         self._submitted = 0
         self._settled = 0
         self._counts = {"written": 0, "spooled": 0, "replayed": 0, "failed": 0}
+        self._held_count = 0  # records in memory that neither the store nor the spool took
         # Owned by the writer thread.
         self._store: Store | None = None
         self._migrated = False
@@ -142,6 +168,7 @@ class RecordWriter:
 
     def flush(self, timeout: float) -> bool:
         """Wait until as many records as were submitted so far are written or spooled."""
+        self._wake.set()  # no batch window: the caller is waiting for these
         with self._lock:
             target = self._submitted
             return self._lock.wait_for(lambda: self._settled >= target, timeout)
@@ -175,6 +202,7 @@ class RecordWriter:
         return {
             **counts,
             "queue_depth": self._queue.qsize(),
+            "held": self._held_count,
             "store_available": self._store is not None,
         }
 
@@ -199,6 +227,8 @@ class RecordWriter:
             first = self._queue.get(timeout=self._idle_timeout())
         except queue.Empty:
             return []
+        if not isinstance(first, _Stop):
+            self._stand_aside()
         if not isinstance(first, _Stop) and self._queue.qsize() < self._batch_size:
             # Let the batch gather rather than wake for every record: each wake-up would
             # cost a request thread a switch of the worker's interpreter lock.
@@ -221,10 +251,32 @@ class RecordWriter:
         self._notify("queue_depth", self._queue.qsize())
         return batch
 
+    def _stand_aside(self) -> None:
+        if self._busy is None:
+            return
+        until = time.monotonic() + _DEFER_MAX
+        while (
+            self._busy()
+            and not self._stopping
+            and self._queue.qsize() < self._queue_size // 4
+            and time.monotonic() < until
+        ):
+            time.sleep(_DEFER_STEP)
+
     def _handle(self, records: list[Record]) -> None:
-        for record in records:
-            self._enrich_safely(record)
-        requests, files = _rows_of(records)
+        if self._journal is not None:
+            self._journal.sync()  # bounds what a crash of the machine could lose
+        requests: list[Row] = []
+        files: list[Row] = []
+        for start in range(0, len(records), _SLICE):
+            part = records[start : start + _SLICE]
+            for record in part:
+                self._enrich_safely(record)
+            part_requests, part_files = _rows_of(part)
+            requests += part_requests
+            files += part_files
+            if self._busy is not None and self._busy():
+                time.sleep(_PAUSE)
         self._deliver(requests, files)
 
     def _deliver(self, requests: list[Row], files: list[Row]) -> None:
@@ -235,15 +287,15 @@ class RecordWriter:
         result = self._store_rows(requests, files)
         self._count("written", result.written)
         self._count("failed", result.failed)
-        self._settle(result.written + result.failed)
+        left = {id(row) for row in result.left_requests}
+        self._settle([row for row in requests if id(row) not in left])
         if result.left_requests or result.left_files:
             self._to_spool(result.left_requests, result.left_files)
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
         if self._held and now >= self._retry_at:
-            held, self._held = self._held, []
-            for requests, files in held:
+            for requests, files in self._take_held():
                 self._deliver(requests, files)
         if self._store is None and now >= self._retry_at:
             self._connect()
@@ -280,21 +332,20 @@ class RecordWriter:
             else:
                 self._spill(batch, enrich=False)
         self._in_hand = []
-        held, self._held = self._held, []
-        for requests, files in held:
+        for requests, files in self._take_held():
             self._deliver(requests, files)
         if self._store is not None and time.monotonic() < self._deadline:
             self._replay()
         self._close_store()
         self._spool.close()
-        held, self._held = self._held, []
+        held = self._take_held()
         for requests, _ in held:
             log.error(
                 "writer: stopping; records %s could be neither stored nor spooled",
                 ", ".join(_row_id(row) for row in requests),
             )
             self._count("failed", len(requests))
-            self._settle(len(requests))
+            self._settle(requests)
         self._clean_exit = not held
 
     def _connect(self) -> bool:
@@ -428,7 +479,7 @@ class RecordWriter:
             self._hold(requests, files)
             return
         self._count("spooled", len(requests))
-        self._settle(len(requests))
+        self._settle(requests)
 
     def _hold(self, requests: list[Row], files: list[Row]) -> None:
         """Keep a batch in memory until the store or the spool takes it, within a bound."""
@@ -440,7 +491,20 @@ class RecordWriter:
                 ", ".join(_row_id(row) for row in lost),
             )
             self._count("failed", len(lost))
-            self._settle(len(lost))
+            self._settle(lost)
+        self._set_held(sum(len(r) for r, _ in self._held))
+
+    def _take_held(self) -> list[tuple[list[Row], list[Row]]]:
+        held, self._held = self._held, []
+        self._set_held(0)
+        return held
+
+    def _set_held(self, n: int) -> None:
+        with self._lock:
+            changed = n != self._held_count
+            self._held_count = n
+        if changed:
+            self._notify("records_held", n)
 
     def _spill(self, records: Sequence[Record], *, enrich: bool) -> bool:
         """Spool records from a thread other than the writer's (a full queue, a stop)."""
@@ -456,10 +520,10 @@ class RecordWriter:
                 ", ".join(_row_id(row) for row in requests),
             )
             self._count("failed", len(requests))
-            self._settle(len(requests))
+            self._settle(requests)
             return False
         self._count("spooled", len(requests))
-        self._settle(len(requests))
+        self._settle(requests)
         return True
 
     def _rescue(self) -> bool:
@@ -527,9 +591,15 @@ class RecordWriter:
             self._counts[name] += n
         self._notify(f"records_{name}", n)
 
-    def _settle(self, n: int) -> None:
+    def _settle(self, rows: Sequence[Row]) -> None:
+        """These request rows are stored, spooled or given up on: the writer is done with them."""
+        if self._journal is not None and rows:
+            try:
+                self._journal.settled(rows)
+            except Exception:
+                log.exception("writer: the journal failed to forget settled records")
         with self._lock:
-            self._settled += n
+            self._settled += len(rows)
             self._lock.notify_all()
 
     def _notify(self, method: str, n: int) -> None:

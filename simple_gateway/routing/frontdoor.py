@@ -267,4 +267,4 @@ def _gather(body: Iterator[bytes]) -> tuple[bytes | None, Body]:
         size += len(chunk)
         if size > ROUTING_BODY_LIMIT:
             return None, itertools.chain(parts, body)
-    return b"".join(parts), b"".join(parts)
+    return b"".join(parts), iter(parts)  # still a stream: sent as the client sent it

@@ -76,6 +76,11 @@ def purge_guardrail_runs_sql(doomed: str) -> str:
     return f"DELETE FROM guardrail_runs WHERE record_id IN (SELECT id FROM requests WHERE {doomed})"
 
 
+def purge_attempts_sql(doomed: str) -> str:
+    """A DELETE of the upstream attempts of doomed requests (run it before deleting them)."""
+    return f"DELETE FROM attempts WHERE record_id IN (SELECT id FROM requests WHERE {doomed})"
+
+
 def group_by_columns(rows: Sequence[Row]) -> list[tuple[tuple[str, ...], list[Row]]]:
     """Rows grouped by their set of columns, in first-seen order, so each group is one INSERT.
 

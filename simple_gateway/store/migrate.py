@@ -1,6 +1,7 @@
 """Schema migrations: numbered plain SQL files, applied once each, in order.
 
-Files live in `migrations/<dialect>/NNNN_<name>.sql` at the repository root and are never
+Files live in `migrations/<dialect>/NNNN_<name>.sql` at the repository root (the package's
+`migrations` is a link to it, and an installed package holds a copy) and are never
 edited once released. Each applied file is recorded by name (the file name without `.sql`)
 in `schema_migrations(name, applied_at)`.
 
@@ -25,7 +26,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection  # type: ignore[import-untyped]
 
-MIGRATIONS_ROOT = Path(__file__).resolve().parents[2] / "migrations"
+# Inside the package, so an installed copy finds them too; in a checkout this is a link to
+# the top-level migrations/ folder, where they are written.
+MIGRATIONS_ROOT = Path(__file__).resolve().parents[1] / "migrations"
 
 # Any fixed 64-bit number works; this one is "SGWMIG" in ASCII, unlikely to collide.
 ADVISORY_LOCK_KEY = 0x5347_574D_4947

@@ -25,6 +25,7 @@ from simple_gateway.store.base import (
     StoreError,
     StoreUnavailable,
     group_by_columns,
+    purge_attempts_sql,
     purge_files_sql,
     purge_guardrail_runs_sql,
     row_values,
@@ -177,6 +178,7 @@ def _purge(
         cur.execute(purge_files_sql(doomed, created_before), params)
         paths = [path for (path,) in cur.fetchall()]
         cur.execute(purge_guardrail_runs_sql(doomed), params)
+        cur.execute(purge_attempts_sql(doomed), params)
         cur.execute(f"DELETE FROM requests WHERE {doomed}", params)
     return paths
 

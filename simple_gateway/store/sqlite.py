@@ -35,6 +35,7 @@ from simple_gateway.store.base import (
     StoreError,
     StoreUnavailable,
     group_by_columns,
+    purge_attempts_sql,
     purge_files_sql,
     purge_guardrail_runs_sql,
     row_values,
@@ -269,6 +270,7 @@ def _purge(
 ) -> list[str]:
     deleted = conn.execute(purge_files_sql(doomed, created_before), params).fetchall()
     conn.execute(purge_guardrail_runs_sql(doomed), params)
+    conn.execute(purge_attempts_sql(doomed), params)
     conn.execute(f"DELETE FROM requests WHERE {doomed}", params)
     return [path for (path,) in deleted]
 

@@ -80,7 +80,9 @@ class SSEDecoder:
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> list[tuple[str, str]]:
-        self._buffer += chunk.replace(b"\r\n", b"\n")
+        self._buffer += chunk
+        if b"\r" in self._buffer:  # CRLF line ends (Gemini's), possibly split across chunks
+            self._buffer = self._buffer.replace(b"\r\n", b"\n")
         events = []
         while b"\n\n" in self._buffer:
             block, self._buffer = self._buffer.split(b"\n\n", 1)

@@ -140,6 +140,8 @@ def test_search_finds_prompt_and_reply_text(store_gateway: GatewayProcess) -> No
     assert len(reply_hits) == 1
     assert len(ids(api(store_gateway, "/api/requests", q="tok3"))) == 1  # a stream's text
     assert ids(api(store_gateway, "/api/requests", q="zyzzyva")) == []
+    assert ids(api(store_gateway, "/api/requests", q="!!!")) == []
+    assert len(ids(api(store_gateway, "/api/requests", q="gpt-4o"))) == 3  # gpt-4o, gpt-4o-mini
     # Operators and quotes in the text are searched for, never interpreted.
     assert ids(api(store_gateway, "/api/requests", q='quokka42" OR "x')) == []
     assert len(ids(api(store_gateway, "/api/requests", q="quokka42", status="2xx"))) == 1
@@ -216,7 +218,8 @@ def test_image_file_is_served_by_id_inline_and_as_download(store_gateway: Gatewa
     assert download.headers["Content-Type"] == "application/octet-stream"
     assert download.headers["Content-Disposition"].startswith("attachment")
     assert api(store_gateway, "/api/files/does-not-exist").status_code == 404
-    assert api(store_gateway, "/api/files/..%2F..%2Fetc%2Fpasswd").status_code == 404
+    # A path with dot-segments is refused before any route sees it.
+    assert api(store_gateway, "/api/files/..%2F..%2Fetc%2Fpasswd").status_code == 400
 
 
 def test_export_streams_the_filtered_list(store_gateway: GatewayProcess) -> None:

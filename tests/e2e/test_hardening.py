@@ -3,13 +3,23 @@ killed workers, readiness, stale metrics folders, multipart form fields."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.e2e.test_records import db_of, query, wait_rows
+from tests.polling import wait_for_count
+
+STATUS_AUTH = {"Authorization": "Bearer status-token-for-tests"}
 
 
 def error_of(response: requests.Response) -> dict[str, str]:
@@ -83,3 +93,108 @@ def test_paths_with_dot_segments_are_refused_recorded_and_never_forwarded(start_
     ordinary = requests.post(f"{gateway.url}/v1/echo", data=b"{}", headers={"x-mock-tag": tag})
     assert ordinary.status_code == 200
     assert [r.path for r in upstream.requests if r.tag == tag] == ["/v1/echo"]
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str) -> Iterator[Path]:
+    """A folder on a tmpfs of `size`: a disk that really fills up (needs root to mount)."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs to fill up: {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Write a file until the disk is full; deleting it frees the space again."""
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as out, contextlib.suppress(OSError):
+        while True:
+            out.write(b"\0" * 65536)
+    return filler
+
+
+def test_a_full_disk_keeps_no_partial_files_and_records_why(start_gateway, tmp_path):
+    with small_disk(tmp_path / "files", "512k") as disk:
+        gateway = start_gateway({"FILE_STORAGE_PATH": str(disk)})
+        for _ in range(5):
+            download = requests.get(f"{gateway.url}/v1/binary/1000000")
+            assert download.status_code == 200 and len(download.content) == 1_000_000
+        upload = requests.post(
+            f"{gateway.url}/v1/echo",
+            data=b"z" * 2_000_000,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        assert upload.status_code == 200
+
+        assert wait_rows(db_of(gateway), 6) == 6
+        rows = query(db_of(gateway), "select * from requests order by id")
+        for row in rows[:5]:
+            assert row["response_file_id"] is None
+            assert "response body not kept on disk: No space left" in row["error_message"]
+            assert row["outcome"] == "completed"
+        assert "request body not kept on disk: No space left" in rows[5]["error_message"]
+        assert query(db_of(gateway), "select * from files") == []
+        assert files_on_disk(disk) == []
+        logged = [line for line in gateway.logs().splitlines() if "cannot keep" in line]
+        assert len(logged) == 1, logged  # one line a minute for one kind of error
+
+
+def test_records_neither_database_nor_spool_can_take_are_shown_as_held(start_gateway, tmp_path):
+    with small_disk(tmp_path / "data", "4m") as disk:
+        gateway = start_gateway(
+            {
+                "DB_PATH": str(disk / "gateway.db"),
+                "SPOOL_PATH": str(disk / "spool"),
+                "FILE_STORAGE_PATH": str(tmp_path / "files"),
+                "STATUS_TOKEN": STATUS_AUTH["Authorization"].split()[1],
+            }
+        )
+        assert requests.post(f"{gateway.url}/v1/echo", data=b"{}").status_code == 200
+        assert wait_rows(db_of(gateway), 1) == 1
+        filler = fill(disk)
+
+        for _ in range(5):
+            assert requests.post(f"{gateway.url}/v1/echo", data=b"x" * 5000).status_code == 200
+
+        def held() -> int:
+            metrics = requests.get(f"{gateway.url}/metrics", timeout=10).text
+            (value,) = re.findall(r"^gateway_records_held (\S+)$", metrics, re.M)
+            return int(float(value))
+
+        def held_in_status() -> int:
+            status = requests.get(f"{gateway.url}/status", headers=STATUS_AUTH, timeout=10)
+            return int(status.json()["records"]["this_worker"]["held"])
+
+        assert wait_for_count(held, 5, timeout=60) == 5
+        assert held_in_status() == 5
+
+        os.unlink(filler)
+        assert wait_rows(db_of(gateway), 6, timeout=60) == 6
+        assert wait_for_count(lambda: 1 - held(), 1, timeout=30) == 1
+        assert held_in_status() == 0
+
+
+def test_a_worker_killed_before_its_writer_flushes_loses_no_record(start_gateway):
+    gateway = start_gateway({"WRITER_FLUSH_INTERVAL": "600", "WORKERS": "1"})
+    (worker,) = gateway.worker_pids()
+    sent = []
+    for n in range(40):
+        response = requests.post(f"{gateway.url}/v1/echo", data=f'{{"n": {n}}}')
+        assert response.status_code == 200
+        sent.append(response.headers["x-request-id"])
+    assert wait_rows(db_of(gateway), 1, timeout=1) <= 0  # still waiting in the writer's queue
+
+    os.kill(worker, signal.SIGKILL)
+    assert wait_rows(db_of(gateway), len(sent), timeout=60) == len(sent)
+    rows = query(db_of(gateway), "select request_id from requests")
+    assert sorted(r["request_id"] for r in rows) == sorted(sent)
+    assert gateway.worker_pids() != [worker]
+    assert "replayed 40 records" in gateway.logs()

@@ -54,6 +54,16 @@ def test_pages_echo_a_valid_client_id_and_replace_an_invalid_one(gateway, path):
     assert len(bad.headers["x-request-id"]) == ULID_LENGTH
 
 
+def test_an_error_before_routing_carries_a_request_id(gateway):
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=30) as sock:
+        sock.sendall(b"GET /openai/../anthropic/v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, _ = parse_response(sock.recv(65536))
+    assert status == 400
+    request_id = headers["x-request-id"]
+    assert len(request_id) == ULID_LENGTH
+    assert wait_for_count(lambda: rows_with_request_id(gateway, request_id), 1, 30) == 1
+
+
 def test_a_recorded_rejection_carries_the_id_its_response_showed(gateway):
     response = requests.get(f"{gateway.url}/nowhere/v1/models")
     assert response.status_code == 404

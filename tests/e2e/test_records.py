@@ -200,6 +200,17 @@ def test_key_fields_of_a_json_body_are_redacted_in_the_record_but_sent_as_they_a
     assert (stored["model"], stored["max_tokens"]) == ("m", 5)
 
 
+def test_forwarded_client_address_is_recorded_only_from_trusted_proxies(start_gateway):
+    spoofed = {"X-Forwarded-For": "203.0.113.9"}
+    plain = start_gateway(name="plain")
+    requests.get(f"{plain.url}/v1/models", headers=spoofed)
+    behind = start_gateway({"TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8"}, name="behind-proxy")
+    requests.get(f"{behind.url}/v1/models", headers={"X-Forwarded-For": "203.0.113.9, 10.0.0.5"})
+    for gateway, expected in ((plain, "127.0.0.1"), (behind, "203.0.113.9")):
+        assert wait_rows(db_of(gateway), 1) == 1
+        assert query(db_of(gateway), "select client_addr from requests")[0][0] == expected
+
+
 def test_binaries_land_as_files_with_correct_digests(start_gateway):
     gateway = start_gateway()
     size = 20 * 1024 * 1024

@@ -178,3 +178,13 @@ def test_credentials_in_a_provider_url_are_refused_without_showing_them(
     message = str(caught.value)
     assert message.startswith(origin) and "header" in message
     assert "s3cret" not in message and "bob" not in message
+
+
+def test_summary_is_plain_json_with_trusted_proxies(tmp_path):
+    import json
+
+    settings = load(tmp_path, env={"TRUSTED_PROXIES": "10.0.0.0/8, ::1"})
+    assert json.loads(json.dumps(settings.summary()))["TRUSTED_PROXIES"] == [
+        "10.0.0.0/8",
+        "::1/128",
+    ]

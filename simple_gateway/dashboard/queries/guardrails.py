@@ -14,7 +14,6 @@ from typing import Any
 from simple_gateway.dashboard.db import Database
 from simple_gateway.dashboard.queries.filters import FilterError
 from simple_gateway.dashboard.queries.ranges import TimeRange
-from simple_gateway.dashboard.queries.usage import percentiles
 
 STAGES = ("input", "output")
 VERDICTS = ("pass", "block", "redact", "replace", "error", "timeout", "cancelled")
@@ -95,3 +94,30 @@ def guardrails(db: Database, span: TimeRange, chosen: GuardrailFilter) -> dict[s
         )
     ]
     return {"available": True, "summary": summary, "recent": recent, "names": names}
+
+
+def percentiles(
+    db: Database, group: str, value: str, table: str, condition: str, params: list[Any]
+) -> dict[Any, tuple[float | None, float | None]]:
+    """p50 and p95 (nearest rank) of `value` per `group` expression, in SQL on both databases."""
+    rows = db.query(
+        f"""
+        SELECT grp, val, rn, cnt FROM (
+            SELECT {group} AS grp, {value} AS val,
+                   row_number() OVER (PARTITION BY {group} ORDER BY {value}) AS rn,
+                   count(*) OVER (PARTITION BY {group}) AS cnt
+            FROM {table} WHERE {condition} AND {value} IS NOT NULL
+        ) ranked
+        WHERE rn = (cnt * 50 + 99) / 100 OR rn = (cnt * 95 + 99) / 100
+        """,
+        params,
+    )
+    found: dict[Any, list[float | None]] = {}
+    for row in rows:
+        slot = found.setdefault(row["grp"], [None, None])
+        count = int(row["cnt"])
+        if row["rn"] == (count * 50 + 99) // 100:
+            slot[0] = round(float(row["val"]), 1)
+        if row["rn"] == (count * 95 + 99) // 100:
+            slot[1] = round(float(row["val"]), 1)
+    return {key: (v[0], v[1]) for key, v in found.items()}

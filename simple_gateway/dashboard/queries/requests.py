@@ -113,15 +113,15 @@ def poll_mark(now: datetime | None = None) -> str:
 
 
 def distinct_values(db: Database, column: str) -> list[str]:
-    """Providers or models seen lately, for the filter menus (bounded: the newest rows)."""
+    """Providers or models seen in the last 30 days, for the filter menus (from the rollup)."""
     if column not in ("provider", "model"):
         raise ValueError(column)
+    since = (datetime.now(UTC) - timedelta(days=30)).isoformat()[:16]
     sql = (
-        f"SELECT DISTINCT {column} AS value FROM "
-        f"(SELECT {column} FROM requests ORDER BY id DESC LIMIT 5000) recent "
-        f"WHERE {column} IS NOT NULL ORDER BY {column}"
+        f"SELECT DISTINCT {column} AS value FROM usage_rollup "
+        f"WHERE minute >= ? AND {column} <> '' ORDER BY {column}"
     )
-    return [r["value"] for r in db.query(sql)]
+    return [r["value"] for r in db.query(sql, (since,))]
 
 
 def _where(conditions: list[str]) -> str:

@@ -1,8 +1,9 @@
 """The usage page's figures: traffic, errors and latency over time; tokens and cost by model.
 
-Percentiles are computed in SQL the same way on both databases (nearest rank over a window
-function), so no row leaves the database: the page costs a couple of grouped scans of the
-range, read off the primary key (ids encode their creation time).
+Read from `usage_rollup` (migration 0005): one row per UTC minute, provider and model, kept
+by triggers on `requests`, so a month of a busy gateway is a few hundred thousand small rows
+rather than every record. Latency percentiles are estimated from the rollup's duration bands
+(linear within a band), which is what a chart needs; a record's exact timing is on its page.
 """
 
 from __future__ import annotations
@@ -10,76 +11,82 @@ from __future__ import annotations
 from typing import Any
 
 from simple_gateway.dashboard.db import Database, Row
-from simple_gateway.dashboard.queries.filters import ERROR_CONDITION
 from simple_gateway.dashboard.queries.ranges import TimeRange
+
+# Upper edges (ms) of the duration bands d00..d14; the last band is open.
+BAND_EDGES = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000)
+BANDS = tuple(f"d{i:02d}" for i in range(len(BAND_EDGES) + 1))
+COUNTERS = ("requests", "errors", "input_tokens", "output_tokens", "cost_usd", "unpriced")
+_BUCKET = {
+    60: "substr(minute, 1, 16)",
+    3600: "substr(minute, 1, 13)",
+    86400: "substr(minute, 1, 10)",
+}
+
+
+def _minute_bounds(span: TimeRange) -> tuple[str, str]:
+    start, end = span.iso_bounds()
+    return start[:16], end[:16] + "~"  # "~" sorts after any minute text: the end minute counts
 
 
 def timeline(db: Database, span: TimeRange) -> list[Row]:
-    """Per bucket: requests, errors, requests per minute, p50 and p95 duration (ms)."""
-    bucket = db.dialect.bucket(span.bucket_seconds)
-    low, high = span.id_bounds()
-    counts = db.query(
-        f"SELECT {bucket} AS bucket, count(*) AS requests, "
-        f"sum(CASE WHEN {ERROR_CONDITION} THEN 1 ELSE 0 END) AS errors "
-        "FROM requests WHERE id >= ? AND id < ? GROUP BY 1 ORDER BY 1",
-        (low, high),
-    )
-    latency = percentiles(db, bucket, "duration_ms", "requests", "id >= ? AND id < ?", [low, high])
-    minutes = span.bucket_seconds / 60
-    for row in counts:
-        p50, p95 = latency.get(row["bucket"], (None, None))
-        errors = int(row["errors"] or 0)
-        row.update(
-            errors=errors,
-            error_rate=round(errors / row["requests"], 4) if row["requests"] else 0.0,
-            per_minute=round(row["requests"] / minutes, 2),
-            p50_ms=p50,
-            p95_ms=p95,
-        )
-    return counts
-
-
-def percentiles(
-    db: Database, group: str, value: str, table: str, condition: str, params: list[Any]
-) -> dict[Any, tuple[float | None, float | None]]:
-    """p50 and p95 (nearest rank) of `value` per `group` expression."""
+    """Per bucket: requests, errors, error rate, requests per minute, p50 and p95 (ms)."""
+    bucket = _BUCKET[span.bucket_seconds]
+    sums = ", ".join(f"sum({c}) AS {c}" for c in ("requests", "errors", *BANDS))
     rows = db.query(
-        f"""
-        SELECT grp, val, rn, cnt FROM (
-            SELECT {group} AS grp, {value} AS val,
-                   row_number() OVER (PARTITION BY {group} ORDER BY {value}) AS rn,
-                   count(*) OVER (PARTITION BY {group}) AS cnt
-            FROM {table} WHERE {condition} AND {value} IS NOT NULL
-        ) ranked
-        WHERE rn = (cnt * 50 + 99) / 100 OR rn = (cnt * 95 + 99) / 100
-        """,
-        params,
+        f"SELECT {bucket} AS bucket, {sums} FROM usage_rollup "
+        "WHERE minute >= ? AND minute < ? GROUP BY 1 ORDER BY 1",
+        _minute_bounds(span),
     )
-    found: dict[Any, list[float | None]] = {}
+    minutes = span.bucket_seconds / 60
     for row in rows:
-        slot = found.setdefault(row["grp"], [None, None])
-        count = int(row["cnt"])
-        if row["rn"] == (count * 50 + 99) // 100:
-            slot[0] = round(float(row["val"]), 1)
-        if row["rn"] == (count * 95 + 99) // 100:
-            slot[1] = round(float(row["val"]), 1)
-    return {key: (v[0], v[1]) for key, v in found.items()}
+        if span.bucket_seconds == 3600:
+            row["bucket"] += ":00"
+        bands = [int(row.pop(b) or 0) for b in BANDS]
+        requests, errors = int(row["requests"] or 0), int(row["errors"] or 0)
+        row.update(
+            requests=requests,
+            errors=errors,
+            error_rate=round(errors / requests, 4) if requests else 0.0,
+            per_minute=round(requests / minutes, 2),
+            p50_ms=band_percentile(bands, 0.50),
+            p95_ms=band_percentile(bands, 0.95),
+        )
+    return rows
+
+
+def band_percentile(bands: list[int], q: float) -> float | None:
+    """The q-quantile of durations counted in bands, interpolated within its band."""
+    total = sum(bands)
+    if not total:
+        return None
+    target = q * total
+    seen = 0
+    for index, count in enumerate(bands):
+        if count and seen + count >= target:
+            low = BAND_EDGES[index - 1] if index else 0
+            if index == len(BAND_EDGES):
+                return float(low)
+            high = BAND_EDGES[index]
+            return round(low + (high - low) * (target - seen) / count, 1)
+        seen += count
+    return float(BAND_EDGES[-1])
 
 
 def by_model_day(db: Database, span: TimeRange) -> list[Row]:
     """Requests, errors, tokens and cost per UTC day, provider and model; newest day first."""
-    day = db.dialect.bucket(86_400)
-    low, high = span.id_bounds()
-    return db.query(
-        f"SELECT {day} AS day, provider, model, count(*) AS requests, "
-        f"sum(CASE WHEN {ERROR_CONDITION} THEN 1 ELSE 0 END) AS errors, "
-        "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
-        "sum(cost_usd) AS cost_usd, "
-        "sum(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END) AS unpriced "
-        "FROM requests WHERE id >= ? AND id < ? "
-        "GROUP BY 1, provider, model ORDER BY 1 DESC, provider, model",
-        (low, high),
+    sums = ", ".join(f"sum({c}) AS {c}" for c in COUNTERS)
+    rows = db.query(
+        f"SELECT substr(minute, 1, 10) AS day, provider, model, {sums} FROM usage_rollup "
+        "WHERE minute >= ? AND minute < ? GROUP BY 1, provider, model "
+        "ORDER BY 1 DESC, provider, model",
+        _minute_bounds(span),
     )
+    for row in rows:
+        row["model"] = row["model"] or None
+        for name in COUNTERS:
+            row[name] = int(row[name] or 0) if name != "cost_usd" else float(row[name] or 0)
+    return [r for r in rows if r["requests"]]
 
 
 def totals_by(rows: list[Row], key: str) -> list[Row]:
@@ -87,31 +94,20 @@ def totals_by(rows: list[Row], key: str) -> list[Row]:
     sums: dict[str, Row] = {}
     for row in rows:
         name = row.get(key) or "(none)"
-        total = sums.setdefault(
-            name,
-            {
-                key: name,
-                "requests": 0,
-                "errors": 0,
-                "input_tokens": 0,
-                "output_tokens": 0,
-                "cost_usd": 0.0,
-                "unpriced": 0,
-            },
-        )
-        for field in ("requests", "errors", "input_tokens", "output_tokens", "unpriced"):
-            total[field] += int(row.get(field) or 0)
-        total["cost_usd"] += float(row.get("cost_usd") or 0.0)
+        total = sums.setdefault(name, {key: name, **dict.fromkeys(COUNTERS, 0)})
+        for field in COUNTERS:
+            total[field] += row.get(field) or 0
     return sorted(sums.values(), key=lambda r: (-r["cost_usd"], -r["requests"]))
 
 
 def usage(db: Database, span: TimeRange) -> dict[str, Any]:
     days = by_model_day(db, span)
+    since, until = span.iso_bounds()
     return {
         "range": {
             "name": span.name,
-            "since": span.iso_bounds()[0],
-            "until": span.iso_bounds()[1],
+            "since": since,
+            "until": until,
             "bucket_seconds": span.bucket_seconds,
         },
         "timeline": timeline(db, span),

@@ -9,15 +9,19 @@
     return Date.parse(iso) / 1000;
   }
   function width(element) { return Math.max(300, element.clientWidth - 4); }
+  let span = null; // [since, until] of the chosen range, in seconds
+
   function chart(id, series, data, yLabel) {
     const element = document.getElementById(id);
     if (!element) return;
     if (!data[0].length) { element.textContent = "No requests in this range."; return; }
     const options = {
       width: width(element), height: 220,
-      scales: { x: { time: true } },
+      scales: { x: { time: true, range: function () { return span; } } },
       axes: [{}, { label: yLabel, size: 60 }],
-      series: [{ label: "time (UTC)" }].concat(series),
+      series: [{ label: "time (UTC)" }].concat(series.map(function (s) {
+        return Object.assign({ points: { show: true, size: 5 } }, s);
+      })),
       tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"); },
     };
     new uPlot(options, data, element);
@@ -50,6 +54,7 @@
     .then(function (response) { return response.json(); })
     .then(function (data) {
       const t = data.timeline || [];
+      span = [Date.parse(data.range.since) / 1000, Date.parse(data.range.until) / 1000];
       const x = t.map(function (r) { return seconds(r.bucket); });
       chart("chart-rate", [{ label: "requests/min", stroke: "#2f5bea", fill: "rgba(47,91,234,0.1)" }],
         [x, t.map(function (r) { return r.per_minute; })], "req/min");

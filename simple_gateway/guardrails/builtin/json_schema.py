@@ -6,9 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-from jsonschema.exceptions import SchemaError
-
 from simple_gateway.guardrails.base import Options, Subject, Verdict, action_of
 
 
@@ -24,12 +21,17 @@ class JSONSchema:
             schema = _load(str(schema_file))
         if not isinstance(schema, dict):
             raise ValueError("'schema' (a mapping) or 'schema_file' is required")
+        # Imported here: a worker without a json_schema guardrail never pays its ~6 MB.
+        import jsonschema
+        from jsonschema.exceptions import SchemaError
+
         validator_class = jsonschema.validators.validator_for(schema)
         try:
             validator_class.check_schema(schema)
         except SchemaError as exc:
             raise ValueError(f"invalid schema: {exc.message}") from None
         self.validator = validator_class(schema)
+        self._best_match = jsonschema.exceptions.best_match
 
     def check(self, subject: Subject) -> Verdict:
         for index, part in enumerate(subject.parts):
@@ -37,7 +39,7 @@ class JSONSchema:
                 document = json.loads(part)
             except ValueError:
                 return Verdict.blocked(f"text {index + 1} is not JSON")
-            error = jsonschema.exceptions.best_match(self.validator.iter_errors(document))
+            error = self._best_match(self.validator.iter_errors(document))
             if error is not None:
                 where = "/".join(str(p) for p in error.absolute_path) or "(root)"
                 return Verdict.blocked(f"at {where}: {error.message}"[:300])

@@ -86,7 +86,11 @@ def test_secret_fields_of_a_json_body_are_redacted_at_any_depth(tmp_path: Path) 
     )
     record.request_body = BodyCapture(inline=body, content_type="application/json")
     record.response_body = BodyCapture(inline=b'{"echo": "sk-field-value-1"}')
+    record.upstream_request_body = '{"model": "m", "key": "k-short", "max_tokens": 9}'
     SecretScrubber(BlobStore(tmp_path))(record)
+
+    assert json.loads(record.upstream_request_body)["key"].startswith("[REDACTED] sha256:")
+    assert json.loads(record.upstream_request_body)["max_tokens"] == 9
 
     stored = json.loads(record.request_body.inline)
     assert stored["api_key"] == f"[REDACTED] sha256:{fingerprint('sk-field-value-1')}"

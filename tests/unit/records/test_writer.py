@@ -215,6 +215,7 @@ def test_store_lost_mid_run_is_caught_up_from_the_spool(
         "replayed": 150,
         "failed": 0,
         "queue_depth": 0,
+        "held": 0,
         "store_available": False,
     }
 
@@ -365,6 +366,7 @@ class Observed:
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
         self.depths: list[int] = []
+        self.held: list[int] = []
 
     def _add(self, name: str, n: int) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
@@ -384,6 +386,9 @@ class Observed:
     def queue_depth(self, n: int) -> None:
         self.depths.append(n)
 
+    def records_held(self, n: int) -> None:
+        self.held.append(n)
+
 
 def test_the_observer_hears_about_every_record(database: FakeDatabase, spool: Spool) -> None:
     observer = Observed()
@@ -394,6 +399,39 @@ def test_the_observer_hears_about_every_record(database: FakeDatabase, spool: Sp
     assert writer.stop(10)
     assert observer.counts == {"written": 20}
     assert observer.depths
+
+
+class FailingSpool(Spool):
+    """A spool on a full disk until `heal()`."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self.broken = True
+
+    def append(self, requests: Sequence[Row], files: Sequence[Row]) -> None:
+        if self.broken:
+            raise OSError(28, "No space left on device")
+        super().append(requests, files)
+
+
+def test_records_neither_store_nor_spool_can_take_are_counted_as_held(
+    database: FakeDatabase, tmp_path: Path
+) -> None:
+    database.available = False
+    spool = FailingSpool(tmp_path / "spool")
+    observer = Observed()
+    writer = make_writer(database, spool, observer=observer, flush_interval=0.01)
+    writer.start()
+    for n in range(10):
+        writer.submit(make_record(n))
+    assert wait_until(lambda: writer.stats["held"] == 10)
+    assert observer.held[-1] == 10
+
+    spool.broken = False
+    assert wait_until(lambda: writer.stats["held"] == 0 and writer.stats["spooled"] == 10)
+    assert observer.held[-1] == 0
+    assert writer.stop(10)
+    spool.close()
 
 
 def test_repair_row_makes_values_acceptable() -> None:

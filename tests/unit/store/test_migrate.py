@@ -281,7 +281,7 @@ def test_both_dialects_have_the_same_tables_and_view_columns(tmp_path: Path) -> 
     try:
         sqlite_columns = {
             name: [r[1] for r in conn.execute(f"PRAGMA table_info({name})")]
-            for name in ("requests", "files", "guardrail_runs", *VIEWS)
+            for name in ("requests", "files", "guardrail_runs", "attempts", *VIEWS)
         }
     finally:
         conn.close()
@@ -306,3 +306,16 @@ def test_both_dialects_have_the_same_tables_and_view_columns(tmp_path: Path) -> 
         finally:
             pg.close()
     assert postgres_columns == sqlite_columns
+
+
+def test_migrations_are_found_inside_the_package_as_an_installed_copy_finds_them():
+    """The lookup an installed package uses (next to its modules) is the one used here."""
+    import simple_gateway
+    from simple_gateway.store import migrate
+
+    package = Path(simple_gateway.__file__).parent
+    assert package / "migrations" == migrate.MIGRATIONS_ROOT
+    repository = package.parent / "migrations"
+    for dialect in ("sqlite", "postgres"):
+        found = [m.path.name for m in migrate.discover(dialect)]
+        assert found and found == sorted(p.name for p in (repository / dialect).glob("*.sql"))
