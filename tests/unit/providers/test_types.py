@@ -103,3 +103,16 @@ def test_gateway_key_file_holds_digests(tmp_path):
     with pytest.raises(ValueError, match=r"keys.txt:1: expected a SHA-256 hex digest"):
         GatewayKeys.parse(f"@{path}")
     assert GatewayKeys.parse("  ") is None
+
+
+def test_replicate_archives_only_from_its_archive_hosts():
+    replicate = provider("replicate")
+    allowed = replicate.archiver.allowed
+    assert allowed("https://replicate.delivery/pbxt/abc/out-0.png")
+    assert allowed("https://pbxt.replicate.delivery/abc/out-0.webp")
+    assert not allowed("https://replicate.delivery.evil.example/out.png")
+    assert not allowed("https://169.254.169.254/latest/meta-data")
+    assert not allowed("file:///etc/passwd")
+    assert not provider("replicate", archive_hosts=[]).archiver.allowed(
+        "https://replicate.delivery/x.png"
+    )
