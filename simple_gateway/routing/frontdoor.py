@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 
 from simple_gateway.providers import Provider, Route
-from simple_gateway.proxy.upstream import Response, UpstreamConnection, split_url
+from simple_gateway.proxy.upstream import Response, UpstreamConnection
 from simple_gateway.records.model import Record
 from simple_gateway.routing.attempts import (
     AttemptLoop,
@@ -226,7 +226,7 @@ class RoutedCall:
                 headers.update(wire.auth_headers(key))
         headers["Content-Length"] = str(len(call.body))
         provider = self.door.providers[deployment.provider]
-        return Prepared(split_url(provider.upstream_url(call.path)), headers, call.body)
+        return Prepared(provider.target(call.path), headers, call.body)
 
     def transform(self, response: Response) -> BodyTransform | None:
         deployment = self.answered
