@@ -218,8 +218,8 @@ class Settings:
         shown = dict(self.values)
         shown["DATABASE_URL"] = hide_database_password(shown["DATABASE_URL"])
         for name, value in shown.items():
-            if value and is_secret_setting(name):
-                shown[name] = redact_value(str(value))
+            if value and is_secret_setting(name) and not str(value).startswith("@"):
+                shown[name] = redact_value(str(value))  # `@path` names a file: not secret
             elif isinstance(value, tuple):
                 shown[name] = [str(item) for item in value]
         if shown["GATEWAY_API_KEYS"] and not shown["GATEWAY_API_KEYS"].startswith("@"):
