@@ -15,8 +15,9 @@ The writer shares the worker's interpreter with the request threads, so it conve
 batch in slices of _SLICE records and, while exchanges are in flight (`busy`), pauses
 briefly between slices: a request waiting for the interpreter lock then gets it at once
 instead of after the writer's switch interval. Before a batch it also waits, up to
-_DEFER_MAX, for the worker to have no exchange in flight, unless a quarter of the queue
-is already full: the records of a burst are written after the burst, not during it.
+_DEFER_MAX, for the worker to have no exchange in flight, unless a full batch is already
+waiting: the records of a short burst are written after it, not during it, and under a
+steady load batches go out as soon as they are full.
 """
 
 from __future__ import annotations
@@ -263,7 +264,7 @@ class RecordWriter:
         while (
             self._busy()
             and not self._stopping
-            and self._queue.qsize() < self._queue_size // 4
+            and self._queue.qsize() < self._batch_size
             and time.monotonic() < until
         ):
             time.sleep(_DEFER_STEP)
