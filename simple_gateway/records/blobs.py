@@ -164,6 +164,18 @@ class BlobStore:
     def path_of(self, ref: FileRef) -> Path:
         return self.root / ref.path
 
+    def rewrite(self, path: Path, data: bytes) -> None:
+        """Replace a stored file's content whole, or not at all (a full disk leaves the old)."""
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(temporary, "wb") as out:
+                out.write(data)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            raise
+
     def remove(self, relative: str) -> None:
         """Delete a stored file given its relative path; never outside the root."""
         target = (self.root / relative).resolve()

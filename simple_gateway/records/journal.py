@@ -135,6 +135,9 @@ class Journal:
             with self._lock:
                 segment = self._current
                 if segment is None or not segment.add(data):
+                    if segment is not None and not segment.pending:
+                        self._segments.remove(segment)  # full of settled records only
+                        segment.remove()
                     segment = self._current = self._new_segment(len(data))
                     if segment is None or not segment.add(data):
                         return

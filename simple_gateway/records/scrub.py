@@ -8,6 +8,7 @@ is written or spooled.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from simple_gateway.records.blobs import BlobStore
@@ -61,8 +62,10 @@ class SecretScrubber:
             capture.inline = secrets.bytes(capture.inline)
             self._scrub_file(capture, secrets)
         scrub_fields(record, secrets)
-        for ref in record.files:
-            self._scrub_path(self.blobs.root / ref.path, secrets)
+        kept = [ref for ref in record.files if self._scrub_path(self.blobs.path_of(ref), secrets)]
+        if len(kept) < len(record.files):
+            record.notes.append("images not kept: secrets could not be removed from them")
+            record.files = kept
 
     def _redact_body_fields(self, capture: BodyCapture) -> list[str]:
         """Redact secret fields of a JSON body, inline and on disk; the values found."""
@@ -75,27 +78,46 @@ class SecretScrubber:
                 if path.stat().st_size <= _FILE_SCAN_LIMIT:
                     data, in_file = redact_json_fields(path.read_bytes())
                     if in_file:
-                        path.write_bytes(data)
                         found += in_file
+                        self.blobs.rewrite(path, data)
             except OSError as exc:
                 self.blobs.errors.error(
                     f"redact:{exc.errno}", "could not redact key fields in %s: %s", path, exc
                 )
+                _drop_file(capture, path, exc)
         return found
 
     def _scrub_file(self, capture: BodyCapture, secrets: SecretSet) -> None:
         if capture.file is not None:
-            self._scrub_path(self.blobs.path_of(capture.file), secrets)
+            path = self.blobs.path_of(capture.file)
+            if not self._scrub_path(path, secrets):
+                _drop_file(capture, path, None)
 
-    def _scrub_path(self, path: Path, secrets: SecretSet) -> None:
+    def _scrub_path(self, path: Path, secrets: SecretSet) -> bool:
+        """Scrub a stored file in place; False when it could not be (it is then deleted)."""
         try:
             if path.stat().st_size > _FILE_SCAN_LIMIT:
-                return
+                return True
             data = path.read_bytes()
             cleaned = secrets.bytes(data)
             if cleaned != data:
-                path.write_bytes(cleaned)
+                self.blobs.rewrite(path, cleaned)
+            return True
+        except FileNotFoundError:
+            return True
         except OSError as exc:
             self.blobs.errors.error(
                 f"scrub:{exc.errno}", "could not scrub secrets from %s: %s", path, exc
             )
+        with contextlib.suppress(OSError):
+            path.unlink()  # a file that may hold a key is not kept
+        return False
+
+
+def _drop_file(capture: BodyCapture, path: Path, exc: OSError | None) -> None:
+    """A body file that may still hold a secret: deleted, and the record says why."""
+    with contextlib.suppress(OSError):
+        path.unlink()
+    capture.file = None
+    reason = f": {exc.strerror or exc}" if exc is not None else ""
+    capture.missing = capture.missing or f"body file not kept: secrets could not be removed{reason}"

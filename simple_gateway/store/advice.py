@@ -39,6 +39,11 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
         "(nothing listens on {host}:{port})",
     ),
     (
+        re.compile(r"SQLite: \[Errno \d+\] (?P<why>[^:]+): '(?P<path>[^']*)'"),
+        "the folder of DB_PATH cannot be made ({why}: {path}): point DB_PATH at a folder that "
+        "exists or can be created, writable by the user running the gateway",
+    ),
+    (
         re.compile(r"unable to open database file"),
         "check that the folder of DB_PATH exists or can be created, and is writable by the "
         "user running the gateway",

@@ -137,3 +137,14 @@ def test_a_torn_last_record_and_foreign_pickles_are_skipped(tmp_path: Path) -> N
     finally:
         os.close(fd)
     assert [r.id for r in replay_elsewhere(tmp_path)] == ["rec-0001"]
+
+
+def test_a_record_larger_than_a_segment_gets_a_segment_of_its_own(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.open()
+    big = make_record(1, request_body=BodyCapture(inline=b"x" * (9 * 1024 * 1024)))
+    journal.append(big)
+    assert len(journal_files(tmp_path)) == 1  # the first, empty segment made way for it
+    journal.close()
+    (replayed,) = replay_elsewhere(tmp_path)
+    assert len(replayed.request_body.inline) == 9 * 1024 * 1024

@@ -136,3 +136,24 @@ def test_bodies_that_are_not_json_keep_their_fields(tmp_path: Path) -> None:
     record.request_body = BodyCapture(inline=body, content_type="text/plain")
     SecretScrubber(BlobStore(tmp_path))(record)
     assert record.request_body.inline == body
+
+
+def test_a_file_that_cannot_be_scrubbed_on_a_full_disk_is_deleted_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blobs = BlobStore(tmp_path)
+    ref = FileRef("f1", "r1", "response", "body", "p/r1-response.bin", None, 0, "", "")
+    (tmp_path / "p").mkdir()
+    (tmp_path / ref.path).write_bytes(f"echo {SECRET} end".encode())
+
+    def full(path: Path, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(blobs, "rewrite", full)
+    record = Record(id="r1", request_id="r1", started_at=0.0, provider="p", method="POST", path="/")
+    record.response_body = BodyCapture(size=20, truncated=True, file=ref)
+    record.secrets = [SECRET]
+    SecretScrubber(blobs)(record)
+    assert not (tmp_path / ref.path).exists()  # never left with the key in it
+    assert record.response_body.file is None
+    assert "secrets could not be removed" in (record.to_row()["error_message"] or "")
