@@ -20,14 +20,31 @@ Check = Callable[[Settings], None]
 
 
 def _providers(settings: Settings) -> None:
+    import os
+
     from simple_gateway.providers import build_provider, register_builtin_types
+    from simple_gateway.proxy.transport import Network, tls_context
 
     register_builtin_types()
+    network = Network.from_environment(os.environ, settings.upstream_ca_bundle)
+    try:
+        tls_context(network.ca_bundle, None, None)
+    except (ValueError, OSError) as exc:
+        raise SettingsError(f"UPSTREAM_CA_BUNDLE: {exc}") from None
     for config in settings.providers.values():
         try:
-            build_provider(config)
+            build_provider(config, network)
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
+
+
+def _gateway_keys(settings: Settings) -> None:
+    from simple_gateway.keys import GatewayKeys
+
+    try:
+        GatewayKeys.parse(settings.gateway_api_keys)
+    except ValueError as exc:
+        raise SettingsError(f"GATEWAY_API_KEYS: {exc}") from None
 
 
 def _prices(settings: Settings) -> None:
@@ -82,6 +99,7 @@ def _dashboard(settings: Settings) -> None:
 # One entry per feature that reads configuration; each runs in the order listed.
 CHECKS: tuple[Check, ...] = (
     _providers,
+    _gateway_keys,
     _prices,
     _database,
     _models,

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from simple_gateway.records.model import Record, iso
 from simple_gateway.records.spool import Spool
+from simple_gateway.store.advice import advice_for
 from simple_gateway.store.base import Row, RowRejected, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,6 @@ class WriterJournal(Protocol):
     """Keeps submitted records until the writer settles them (records/journal.py)."""
 
     def settled(self, rows: Sequence[Row]) -> None: ...
-
-    def sync(self) -> None: ...
 
 
 class _Stop:
@@ -196,6 +195,12 @@ class RecordWriter:
             return False
         return self._clean_exit
 
+    def can_keep_records(self) -> bool:
+        """Whether a record submitted now would be stored or spooled, not held in memory."""
+        if self._store is not None:
+            return True
+        return self._held_count == 0 and self._spool.writable()
+
     @property
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -265,8 +270,6 @@ class RecordWriter:
             time.sleep(_DEFER_STEP)
 
     def _handle(self, records: list[Record]) -> None:
-        if self._journal is not None:
-            self._journal.sync()  # bounds what a crash of the machine could lose
         requests: list[Row] = []
         files: list[Row] = []
         for start in range(0, len(records), _SLICE):
@@ -547,7 +550,12 @@ class RecordWriter:
         now = time.monotonic()
         if self._down_since is None:
             self._down_since = now
-            if isinstance(exc, StoreUnavailable):
+            advice = advice_for(str(exc))
+            if advice is not None:
+                log.error(
+                    "writer: store unavailable (%s); spooling and retrying. Fix: %s", exc, advice
+                )
+            elif isinstance(exc, StoreUnavailable):
                 log.warning("writer: store unavailable (%s); spooling and retrying", exc)
             else:
                 log.error("writer: store failed; spooling and retrying", exc_info=exc)
