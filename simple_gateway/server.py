@@ -18,6 +18,7 @@ import os
 import shutil
 import socket
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from simple_gateway.worker import GatewayWorker, drain_margin, raise_open_file_l
 INSTANCE_ENV = "SIMPLE_GATEWAY_INSTANCE_ID"
 METRICS_DIR_ENV = MULTIPROCESS_ENV
 WAITING_CONNECTIONS = 10_000
+STORE_READY_WAIT = 2.0  # seconds a new worker waits for its records store before serving
 __all__ = ["GatewayApplication", "GatewayWorker", "gunicorn_options", "prepare_master", "serve"]
 
 
@@ -153,6 +155,22 @@ def post_worker_init(worker: Any) -> None:
     gateway = _gateway_of(worker)
     if gateway is not None:
         gateway.start()
+        _await_store(gateway, STORE_READY_WAIT)
+
+
+def _await_store(gateway: Any, timeout: float) -> None:
+    """Serve once the writer has opened (and migrated) its store, or after `timeout`.
+
+    Pages that read the records (the dashboard) would otherwise find no tables in the
+    first moments of a new database. A store that is down does not hold the start: the
+    writer spools and retries, and /ready says so.
+    """
+    writer = getattr(gateway, "writer", None)
+    deadline = time.monotonic() + timeout
+    while writer is not None and not writer.stats["store_available"]:
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(0.01)
 
 
 def worker_exit(server: Any, worker: Any) -> None:

@@ -256,7 +256,8 @@ class GatewayWorker(gthread.ThreadWorker):
             return
         searched = max(0, len(head) - len(HEAD_END) + 1)
         head += data
-        if head.find(HEAD_END, searched) >= 0:
+        # A bare-LF head is handed on too: gunicorn's parser answers it, not the deadline.
+        if head.find(HEAD_END, searched) >= 0 or head.find(b"\n\n", searched) >= 0:
             self._leave_heads(conn)
             conn.init()
             conn.parser.unreader.unread(bytes(head))

@@ -19,15 +19,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import requests
-from requests.adapters import HTTPAdapter
 
 from simple_gateway.records.blobs import BlobStore
 from simple_gateway.records.enrich import decode_content
 from simple_gateway.records.model import FileRef, Record
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,8 @@ class OutputArchiver:
                 record.files.append(ref)
 
     def _download(self, url: str, index: int, job: _Job) -> FileRef | None:
+        import requests  # on first use: a worker that archives nothing never holds it
+
         record = job.record
         try:
             with self._client().get(
@@ -172,6 +174,9 @@ class OutputArchiver:
             return None
 
     def _client(self) -> requests.Session:
+        import requests
+        from requests.adapters import HTTPAdapter
+
         if self._session is None:
             with self._lock:
                 if self._session is None:

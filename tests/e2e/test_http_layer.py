@@ -136,6 +136,11 @@ def test_a_head_that_never_completes_is_answered_408_and_closed(start_gateway):
     assert len(headers["x-request-id"]) == ULID_LENGTH
 
 
+def test_a_head_with_bare_line_feeds_is_answered_at_once(gateway):
+    status, _, _ = parse_response(exchange_raw(gateway, b"GET /health HTTP/1.0\n\n", timeout=5))
+    assert status in (200, 400)
+
+
 def test_a_head_larger_than_the_limit_is_431(gateway):
     lines = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 1000) for i in range(80))
     status, _, body = parse_response(exchange_raw(gateway, b"GET / HTTP/1.1\r\n" + lines))

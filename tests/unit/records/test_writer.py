@@ -475,3 +475,28 @@ def test_with_the_sqlite_store(tmp_path: Path, spool: Spool) -> None:
         assert store.count() == 120
     finally:
         store.close()
+
+
+def test_a_worker_that_stays_busy_still_gets_every_record_written(
+    database: FakeDatabase, spool: Spool
+) -> None:
+    asked: list[int] = []
+
+    def busy() -> bool:  # exchanges always in flight: the writer stands aside, but bounded
+        asked.append(1)
+        return True
+
+    writer = make_writer(database, spool, busy=busy, flush_interval=0.01, batch_size=50)
+    writer.start()
+    try:
+        for n in range(10):
+            writer.submit(make_record(n))
+        assert writer.flush(15)
+        assert database.inserted == 10
+        assert asked  # it did ask before writing
+        for n in range(10, 130):  # more than a batch at once: no standing aside needed
+            writer.submit(make_record(n))
+        assert writer.flush(15)
+        assert len(database.requests) == 130
+    finally:
+        writer.stop(5)
