@@ -60,59 +60,64 @@ CREATE TABLE usage_rollup (
     PRIMARY KEY (minute, provider, model)
 );
 
+-- Statement-level triggers: one grouped upsert per batch insert (or purge), its rows taken in
+-- key order, so two workers writing batches at once lock rollup rows in the same order and
+-- cannot deadlock each other.
 CREATE FUNCTION requests_rollup_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO usage_rollup (minute, provider, model, requests, errors, input_tokens, output_tokens, cost_usd, unpriced, duration_ms_sum, d00, d01, d02, d03, d04, d05, d06, d07, d08, d09, d10, d11, d12, d13, d14)
-    VALUES (
-            to_char(new.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI'),
-            new.provider,
-            coalesce(new.model, ''),
-            1,
-            CASE WHEN new.outcome <> 'completed' OR new.status >= 400 THEN 1 ELSE 0 END,
-            coalesce(new.input_tokens, 0),
-            coalesce(new.output_tokens, 0),
-            coalesce(new.cost_usd, 0),
-            CASE WHEN new.cost_usd IS NULL THEN 1 ELSE 0 END,
-            coalesce(new.duration_ms, 0),
-            CASE WHEN new.duration_ms < 10 THEN 1 ELSE 0 END,
-            CASE WHEN new.duration_ms >= 10 AND new.duration_ms < 25 THEN 1 ELSE 0 END,
-            CASE WHEN new.duration_ms >= 25 AND new.duration_ms < 50 THEN 1 ELSE 0 END,
-            CASE WHEN new.duration_ms >= 50 AND new.duration_ms < 100 THEN 1 ELSE 0 END,
-            CASE WHEN new.duration_ms >= 100 AND new.duration_ms < 250 THEN 1 ELSE 0 END,
-            CASE WHEN new.duration_ms >= 250 AND new.duration_ms < 500 THEN 1 ELSE 0 END,
-            CASE WHEN new.duration_ms >= 500 AND new.duration_ms < 1000 THEN 1 ELSE 0 END,
-            CASE WHEN new.duration_ms >= 1000 AND new.duration_ms < 2500 THEN 1 ELSE 0 END,
-            CASE WHEN new.duration_ms >= 2500 AND new.duration_ms < 5000 THEN 1 ELSE 0 END,
-            CASE WHEN new.duration_ms >= 5000 AND new.duration_ms < 10000 THEN 1 ELSE 0 END,
-            CASE WHEN new.duration_ms >= 10000 AND new.duration_ms < 25000 THEN 1 ELSE 0 END,
-            CASE WHEN new.duration_ms >= 25000 AND new.duration_ms < 50000 THEN 1 ELSE 0 END,
-            CASE WHEN new.duration_ms >= 50000 AND new.duration_ms < 100000 THEN 1 ELSE 0 END,
-            CASE WHEN new.duration_ms >= 100000 AND new.duration_ms < 250000 THEN 1 ELSE 0 END,
-            CASE WHEN new.duration_ms >= 250000 THEN 1 ELSE 0 END
-    )
+        SELECT
+            to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI') AS minute,
+            provider,
+            coalesce(model, '') AS model,
+            count(*),
+            sum(CASE WHEN outcome <> 'completed' OR status >= 400 THEN 1 ELSE 0 END),
+            sum(coalesce(input_tokens, 0)),
+            sum(coalesce(output_tokens, 0)),
+            sum(coalesce(cost_usd, 0)),
+            sum(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END),
+            sum(coalesce(duration_ms, 0)),
+            sum(CASE WHEN duration_ms < 10 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 10 AND duration_ms < 25 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 25 AND duration_ms < 50 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 50 AND duration_ms < 100 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 100 AND duration_ms < 250 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 250 AND duration_ms < 500 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 500 AND duration_ms < 1000 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 1000 AND duration_ms < 2500 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 2500 AND duration_ms < 5000 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 5000 AND duration_ms < 10000 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 10000 AND duration_ms < 25000 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 25000 AND duration_ms < 50000 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 50000 AND duration_ms < 100000 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 100000 AND duration_ms < 250000 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 250000 THEN 1 ELSE 0 END)
+        FROM new_rows
+        GROUP BY 1, 2, 3
+        ORDER BY 1, 2, 3
     ON CONFLICT (minute, provider, model) DO UPDATE SET
-        requests = usage_rollup.requests + excluded.requests,
-        errors = usage_rollup.errors + excluded.errors,
-        input_tokens = usage_rollup.input_tokens + excluded.input_tokens,
-        output_tokens = usage_rollup.output_tokens + excluded.output_tokens,
-        cost_usd = usage_rollup.cost_usd + excluded.cost_usd,
-        unpriced = usage_rollup.unpriced + excluded.unpriced,
-        duration_ms_sum = usage_rollup.duration_ms_sum + excluded.duration_ms_sum,
-        d00 = usage_rollup.d00 + excluded.d00,
-        d01 = usage_rollup.d01 + excluded.d01,
-        d02 = usage_rollup.d02 + excluded.d02,
-        d03 = usage_rollup.d03 + excluded.d03,
-        d04 = usage_rollup.d04 + excluded.d04,
-        d05 = usage_rollup.d05 + excluded.d05,
-        d06 = usage_rollup.d06 + excluded.d06,
-        d07 = usage_rollup.d07 + excluded.d07,
-        d08 = usage_rollup.d08 + excluded.d08,
-        d09 = usage_rollup.d09 + excluded.d09,
-        d10 = usage_rollup.d10 + excluded.d10,
-        d11 = usage_rollup.d11 + excluded.d11,
-        d12 = usage_rollup.d12 + excluded.d12,
-        d13 = usage_rollup.d13 + excluded.d13,
-        d14 = usage_rollup.d14 + excluded.d14;
+            requests = usage_rollup.requests + excluded.requests,
+            errors = usage_rollup.errors + excluded.errors,
+            input_tokens = usage_rollup.input_tokens + excluded.input_tokens,
+            output_tokens = usage_rollup.output_tokens + excluded.output_tokens,
+            cost_usd = usage_rollup.cost_usd + excluded.cost_usd,
+            unpriced = usage_rollup.unpriced + excluded.unpriced,
+            duration_ms_sum = usage_rollup.duration_ms_sum + excluded.duration_ms_sum,
+            d00 = usage_rollup.d00 + excluded.d00,
+            d01 = usage_rollup.d01 + excluded.d01,
+            d02 = usage_rollup.d02 + excluded.d02,
+            d03 = usage_rollup.d03 + excluded.d03,
+            d04 = usage_rollup.d04 + excluded.d04,
+            d05 = usage_rollup.d05 + excluded.d05,
+            d06 = usage_rollup.d06 + excluded.d06,
+            d07 = usage_rollup.d07 + excluded.d07,
+            d08 = usage_rollup.d08 + excluded.d08,
+            d09 = usage_rollup.d09 + excluded.d09,
+            d10 = usage_rollup.d10 + excluded.d10,
+            d11 = usage_rollup.d11 + excluded.d11,
+            d12 = usage_rollup.d12 + excluded.d12,
+            d13 = usage_rollup.d13 + excluded.d13,
+            d14 = usage_rollup.d14 + excluded.d14;
     RETURN NULL;
 END;
 $$;
@@ -120,38 +125,70 @@ $$;
 CREATE FUNCTION requests_rollup_delete() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE usage_rollup SET
-            requests = requests - (1),
-            errors = errors - (CASE WHEN old.outcome <> 'completed' OR old.status >= 400 THEN 1 ELSE 0 END),
-            input_tokens = input_tokens - (coalesce(old.input_tokens, 0)),
-            output_tokens = output_tokens - (coalesce(old.output_tokens, 0)),
-            cost_usd = cost_usd - (coalesce(old.cost_usd, 0)),
-            unpriced = unpriced - (CASE WHEN old.cost_usd IS NULL THEN 1 ELSE 0 END),
-            duration_ms_sum = duration_ms_sum - (coalesce(old.duration_ms, 0)),
-            d00 = d00 - (CASE WHEN old.duration_ms < 10 THEN 1 ELSE 0 END),
-            d01 = d01 - (CASE WHEN old.duration_ms >= 10 AND old.duration_ms < 25 THEN 1 ELSE 0 END),
-            d02 = d02 - (CASE WHEN old.duration_ms >= 25 AND old.duration_ms < 50 THEN 1 ELSE 0 END),
-            d03 = d03 - (CASE WHEN old.duration_ms >= 50 AND old.duration_ms < 100 THEN 1 ELSE 0 END),
-            d04 = d04 - (CASE WHEN old.duration_ms >= 100 AND old.duration_ms < 250 THEN 1 ELSE 0 END),
-            d05 = d05 - (CASE WHEN old.duration_ms >= 250 AND old.duration_ms < 500 THEN 1 ELSE 0 END),
-            d06 = d06 - (CASE WHEN old.duration_ms >= 500 AND old.duration_ms < 1000 THEN 1 ELSE 0 END),
-            d07 = d07 - (CASE WHEN old.duration_ms >= 1000 AND old.duration_ms < 2500 THEN 1 ELSE 0 END),
-            d08 = d08 - (CASE WHEN old.duration_ms >= 2500 AND old.duration_ms < 5000 THEN 1 ELSE 0 END),
-            d09 = d09 - (CASE WHEN old.duration_ms >= 5000 AND old.duration_ms < 10000 THEN 1 ELSE 0 END),
-            d10 = d10 - (CASE WHEN old.duration_ms >= 10000 AND old.duration_ms < 25000 THEN 1 ELSE 0 END),
-            d11 = d11 - (CASE WHEN old.duration_ms >= 25000 AND old.duration_ms < 50000 THEN 1 ELSE 0 END),
-            d12 = d12 - (CASE WHEN old.duration_ms >= 50000 AND old.duration_ms < 100000 THEN 1 ELSE 0 END),
-            d13 = d13 - (CASE WHEN old.duration_ms >= 100000 AND old.duration_ms < 250000 THEN 1 ELSE 0 END),
-            d14 = d14 - (CASE WHEN old.duration_ms >= 250000 THEN 1 ELSE 0 END)
-    WHERE minute = to_char(old.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI') AND provider = old.provider
-      AND model = coalesce(old.model, '');
+            requests = usage_rollup.requests - gone.requests,
+            errors = usage_rollup.errors - gone.errors,
+            input_tokens = usage_rollup.input_tokens - gone.input_tokens,
+            output_tokens = usage_rollup.output_tokens - gone.output_tokens,
+            cost_usd = usage_rollup.cost_usd - gone.cost_usd,
+            unpriced = usage_rollup.unpriced - gone.unpriced,
+            duration_ms_sum = usage_rollup.duration_ms_sum - gone.duration_ms_sum,
+            d00 = usage_rollup.d00 - gone.d00,
+            d01 = usage_rollup.d01 - gone.d01,
+            d02 = usage_rollup.d02 - gone.d02,
+            d03 = usage_rollup.d03 - gone.d03,
+            d04 = usage_rollup.d04 - gone.d04,
+            d05 = usage_rollup.d05 - gone.d05,
+            d06 = usage_rollup.d06 - gone.d06,
+            d07 = usage_rollup.d07 - gone.d07,
+            d08 = usage_rollup.d08 - gone.d08,
+            d09 = usage_rollup.d09 - gone.d09,
+            d10 = usage_rollup.d10 - gone.d10,
+            d11 = usage_rollup.d11 - gone.d11,
+            d12 = usage_rollup.d12 - gone.d12,
+            d13 = usage_rollup.d13 - gone.d13,
+            d14 = usage_rollup.d14 - gone.d14
+    FROM (
+        SELECT
+            to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI') AS minute,
+            provider,
+            coalesce(model, '') AS model,
+            count(*),
+            sum(CASE WHEN outcome <> 'completed' OR status >= 400 THEN 1 ELSE 0 END),
+            sum(coalesce(input_tokens, 0)),
+            sum(coalesce(output_tokens, 0)),
+            sum(coalesce(cost_usd, 0)),
+            sum(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END),
+            sum(coalesce(duration_ms, 0)),
+            sum(CASE WHEN duration_ms < 10 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 10 AND duration_ms < 25 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 25 AND duration_ms < 50 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 50 AND duration_ms < 100 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 100 AND duration_ms < 250 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 250 AND duration_ms < 500 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 500 AND duration_ms < 1000 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 1000 AND duration_ms < 2500 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 2500 AND duration_ms < 5000 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 5000 AND duration_ms < 10000 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 10000 AND duration_ms < 25000 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 25000 AND duration_ms < 50000 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 50000 AND duration_ms < 100000 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 100000 AND duration_ms < 250000 THEN 1 ELSE 0 END),
+            sum(CASE WHEN duration_ms >= 250000 THEN 1 ELSE 0 END)
+        FROM old_rows
+        GROUP BY 1, 2, 3
+    ) AS gone (minute, provider, model, requests, errors, input_tokens, output_tokens, cost_usd, unpriced, duration_ms_sum, d00, d01, d02, d03, d04, d05, d06, d07, d08, d09, d10, d11, d12, d13, d14)
+    WHERE usage_rollup.minute = gone.minute AND usage_rollup.provider = gone.provider
+      AND usage_rollup.model = gone.model;
     RETURN NULL;
 END;
 $$;
 
 CREATE TRIGGER requests_rollup_insert AFTER INSERT ON requests
-    FOR EACH ROW EXECUTE FUNCTION requests_rollup_insert();
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION requests_rollup_insert();
 CREATE TRIGGER requests_rollup_delete AFTER DELETE ON requests
-    FOR EACH ROW EXECUTE FUNCTION requests_rollup_delete();
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION requests_rollup_delete();
 
 -- Rows recorded before this migration.
 INSERT INTO usage_rollup (minute, provider, model, requests, errors, input_tokens, output_tokens, cost_usd, unpriced, duration_ms_sum, d00, d01, d02, d03, d04, d05, d06, d07, d08, d09, d10, d11, d12, d13, d14)

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 Row = dict[str, Any]
+T = TypeVar("T")
 _WORDS = re.compile(r"[^\W_]+")
 POOL_SIZE = 4
 SCHEMA_TTL_SECONDS = 30.0
@@ -203,6 +204,16 @@ class Database:
         self._slots = threading.BoundedSemaphore(size)
         self._schema = _Schema({}, {}, 0.0)
         self._schema_lock = threading.Lock()
+        self._memo: dict[str, tuple[float, Any]] = {}
+
+    def remembered(self, key: str, ttl: float, compute: Callable[[], T]) -> T:
+        """`compute()`, reused for `ttl` seconds (results that need not be live to the second)."""
+        found = self._memo.get(key)
+        if found is not None and time.monotonic() - found[0] < ttl:
+            return found[1]  # type: ignore[no-any-return]
+        value = compute()
+        self._memo[key] = (time.monotonic(), value)
+        return value
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:

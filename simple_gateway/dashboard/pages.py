@@ -95,7 +95,9 @@ def index() -> str:
         page=page,
         filters=filters,
         before=before,
-        providers=distinct_values(dashboard.db, "provider"),
+        providers=sorted(
+            {*current_gateway().router.providers, *distinct_values(dashboard.db, "provider")}
+        ),
         models=distinct_values(dashboard.db, "model"),
         status_classes=list(STATUS_CLASSES),
         outcomes=list(OUTCOMES),
@@ -184,8 +186,12 @@ def usage() -> str:
 
 @bp.get("/playground")
 def playground() -> str:
-    providers = sorted(current_gateway().router.providers)
-    return render_template("playground.html", providers=providers)
+    gateway = current_gateway()
+    return render_template(
+        "playground.html",
+        providers=sorted(gateway.router.providers),
+        default_provider=gateway.settings.default_provider,
+    )
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -57,3 +57,16 @@ def wait_rows(
                 return rows
         time.sleep(0.2)
     raise AssertionError(f"{len(rows)} rows for {params} after {timeout}s, wanted {expected}")
+
+
+def get_when_ready(
+    session: requests.Session | None, url: str, timeout: float = 30.0, **kwargs: Any
+) -> requests.Response:
+    """GET `url`, asking again while the records database is not migrated yet (503)."""
+    getter = session.get if session is not None else requests.get
+    deadline = time.monotonic() + timeout
+    while True:
+        response = getter(url, timeout=10, **kwargs)
+        if response.status_code != 503 or time.monotonic() > deadline:
+            return response
+        time.sleep(0.2)

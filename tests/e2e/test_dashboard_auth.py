@@ -18,7 +18,7 @@ from simple_gateway.dashboard.auth import SESSION_COOKIE, TOKEN_FILE
 from simple_gateway.dashboard.guard import PUBLIC_ENDPOINTS
 from simple_gateway.settings import load_settings
 from tests.conftest import upstream_env
-from tests.e2e.dashboard_helpers import ADMIN_TOKEN, bearer, form_csrf, login
+from tests.e2e.dashboard_helpers import ADMIN_TOKEN, bearer, form_csrf, get_when_ready, login
 from tests.gateway import ROOT, GatewayProcess
 from tests.upstream import MockUpstream
 
@@ -174,8 +174,8 @@ def test_user_and_password_login_and_basic_auth(
 ) -> None:
     gateway = start_gateway({"ADMIN_USER": "ada", "ADMIN_PASSWORD": "correct horse"})
     basic = base64.b64encode(b"ada:correct horse").decode()
-    ok = requests.get(
-        f"{gateway.url}/api/requests", headers={"Authorization": f"Basic {basic}"}, timeout=10
+    ok = get_when_ready(
+        None, f"{gateway.url}/api/requests", headers={"Authorization": f"Basic {basic}"}
     )
     assert ok.status_code == 200
     wrong = base64.b64encode(b"ada:wrong").decode()
@@ -193,7 +193,7 @@ def test_user_and_password_login_and_basic_auth(
         timeout=30,
     )
     assert response.status_code == 302
-    assert session.get(f"{gateway.url}/api/requests", timeout=10).status_code == 200
+    assert get_when_ready(session, f"{gateway.url}/api/requests").status_code == 200
     assert not (gateway.workdir / "data" / TOKEN_FILE).exists()
 
 

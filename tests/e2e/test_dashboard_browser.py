@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from tests.conftest import upstream_env
-from tests.e2e.dashboard_helpers import ADMIN_TOKEN, PNG_1X1, bearer, wait_rows
+from tests.e2e.dashboard_helpers import ADMIN_TOKEN, PNG_1X1, bearer, get_when_ready, wait_rows
 from tests.gateway import ROOT, GatewayProcess
 from tests.upstream import MockUpstream
 
@@ -104,6 +104,8 @@ def dash_gateway(
         "GATEWAY_CONFIG": str(config),
     }
     with GatewayProcess(workdir, env) as gateway:
+        ready = get_when_ready(None, f"{gateway.url}/api/requests", headers=bearer())
+        assert ready.status_code == 200, ready.text  # records migrated: pages can be read
         yield gateway
 
 

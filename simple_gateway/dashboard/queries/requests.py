@@ -22,6 +22,8 @@ LIVE_LIMIT = 200
 # How far back a live poll looks for rows that ended (covers the writer's batching delay).
 LIVE_OVERLAP = timedelta(seconds=15)
 
+MENU_TTL_SECONDS = 60.0
+
 LIST_COLUMNS = (
     "id",
     "request_id",
@@ -113,15 +115,21 @@ def poll_mark(now: datetime | None = None) -> str:
 
 
 def distinct_values(db: Database, column: str) -> list[str]:
-    """Providers or models seen in the last 30 days, for the filter menus (from the rollup)."""
+    """Providers or models seen in the last day, for the filter menus (from the rollup).
+
+    Kept for a minute per worker: the menus need not change by the second, and the list page
+    should not scan rollup rows on every load.
+    """
     if column not in ("provider", "model"):
         raise ValueError(column)
-    since = (datetime.now(UTC) - timedelta(days=30)).isoformat()[:16]
+    since = (datetime.now(UTC) - timedelta(days=1)).isoformat()[:16]
     sql = (
         f"SELECT DISTINCT {column} AS value FROM usage_rollup "
         f"WHERE minute >= ? AND {column} <> '' ORDER BY {column}"
     )
-    return [r["value"] for r in db.query(sql, (since,))]
+    return db.remembered(
+        f"menu:{column}", MENU_TTL_SECONDS, lambda: [r["value"] for r in db.query(sql, (since,))]
+    )
 
 
 def _where(conditions: list[str]) -> str:

@@ -20,6 +20,14 @@
   form.key.addEventListener("input", function () {
     if (form.remember.checked) window.localStorage.setItem(STORAGE_KEY, form.key.value);
   });
+  // Anthropic Messages usually goes to the anthropic provider, the OpenAI APIs to the default.
+  const defaultProvider = document.getElementById("pg-config").dataset.defaultProvider;
+  form.api.addEventListener("change", function () {
+    const wanted = form.api.value === "messages" ? "anthropic" : defaultProvider;
+    if ([...form.provider.options].some(function (o) { return o.value === wanted; })) {
+      form.provider.value = wanted;
+    }
+  });
   document.getElementById("clear").addEventListener("click", function () {
     history = [];
     transcript.replaceChildren();

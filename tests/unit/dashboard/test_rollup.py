@@ -84,3 +84,46 @@ def test_percentiles_from_duration_bands(
     bands: list[int], q: float, check: Callable[[float | None], bool]
 ) -> None:
     assert check(band_percentile(bands, q))
+
+
+def test_postgres_writers_racing_on_one_minute_neither_deadlock_nor_lose_counts() -> None:
+    """Two writers' batches touch the same rollup rows in opposite orders, at once."""
+    import threading
+
+    with fresh_postgres_database() as url:
+        setup = PostgresStore(url)
+        setup.migrate()
+        setup.close()
+        models = [f"model-{i}" for i in range(8)]
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(2)
+
+        def write(worker: int) -> None:
+            store = PostgresStore(url)
+            try:
+                barrier.wait()
+                for batch in range(15):
+                    order = models if worker == 0 else models[::-1]
+                    rows = []
+                    for index, model in enumerate(order * 40):
+                        record = make_record(1, id=f"01KW{worker}{batch:03d}{index:019d}")
+                        record.model = model
+                        rows.append(record.to_row())
+                    store.write_batch(rows, [])
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                store.close()
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in (0, 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert errors == []
+        db = open_database(url, "")
+        try:
+            total = db.one("SELECT sum(requests) AS n FROM usage_rollup")
+            assert total is not None and int(total["n"]) == 2 * 15 * 40 * len(models)
+        finally:
+            db.close()
