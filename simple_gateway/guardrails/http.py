@@ -46,10 +46,27 @@ class OutboundHTTP:
     def post_json(
         self, url: str, payload: Any, timeout: float, headers: dict[str, str] | None = None
     ) -> Any:
-        """POST JSON, return the parsed JSON answer; raises on transport errors and non-2xx."""
-        response = self.session().post(
-            url, json=payload, headers=headers, timeout=(min(CONNECT_TIMEOUT, timeout), timeout)
-        )
+        """POST JSON, return the parsed JSON answer; OutboundError on any failure.
+
+        A transport error is reported by its kind and the URL without its query string:
+        `requests` puts the whole URL in its messages, and a query may carry a token.
+        """
+        session = self.session()
+        import requests
+
+        try:
+            response = session.post(
+                url,
+                json=payload,
+                headers=headers,
+                timeout=(min(CONNECT_TIMEOUT, timeout), timeout),
+            )
+        except requests.Timeout:
+            raise OutboundError(f"{_where(url)} did not answer within {timeout:g}s") from None
+        except requests.RequestException as exc:
+            raise OutboundError(
+                f"{_where(url)} could not be reached ({type(exc).__name__})"
+            ) from None
         if response.status_code >= 300:
             raise OutboundError(f"{_where(url)} answered {response.status_code}")
         try:

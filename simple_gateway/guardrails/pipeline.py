@@ -29,7 +29,6 @@ from itertools import groupby
 
 from simple_gateway.guardrails.base import MODIFYING, Outcome, Subject, Verdict
 from simple_gateway.guardrails.config import Entry
-from simple_gateway.ids import new_id
 from simple_gateway.records.model import GuardrailRun
 
 log = logging.getLogger(__name__)
@@ -332,7 +331,6 @@ def _invalid(verdict: Verdict, subject: Subject) -> str | None:
 
 def _run(entry: Entry, outcome: Outcome, started_at: float, duration: float) -> GuardrailRun:
     return GuardrailRun(
-        id=new_id(),
         started_at=started_at,
         guardrail=entry.name,
         type=entry.type,

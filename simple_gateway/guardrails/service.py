@@ -29,7 +29,6 @@ from simple_gateway.guardrails.http import OutboundHTTP
 from simple_gateway.guardrails.pipeline import Executors, Pipeline, RunObserver, StageResult
 from simple_gateway.guardrails.refusal import Answer, Refusal, refusal_for, render
 from simple_gateway.guardrails.registry import guardrail_types
-from simple_gateway.ids import new_id
 from simple_gateway.providers import Route
 from simple_gateway.proxy.upstream import Response, UpstreamConnection
 from simple_gateway.records.enrich import decode_content
@@ -417,7 +416,7 @@ def _unchecked(entries: Sequence[Entry], stage: Stage, why: str) -> StageResult:
     for entry in entries:
         result.runs.append(
             GuardrailRun(
-                id=new_id(), started_at=now, guardrail=entry.name, type=entry.type,
+                started_at=now, guardrail=entry.name, type=entry.type,
                 stage=str(stage), priority=entry.priority, verdict=str(Outcome.ERROR),
                 enforced=entry.enforced, duration_ms=0.0, error=why,
             )

@@ -76,7 +76,6 @@ class BodyCapture:
 class GuardrailRun:
     """One execution of one guardrail on one exchange (a row of `guardrail_runs`)."""
 
-    id: str
     started_at: float
     guardrail: str
     type: str
@@ -90,10 +89,11 @@ class GuardrailRun:
     error: str | None = None
     original_text: str | None = None
     override_text: str | None = None
+    id: str = ""  # made from the record's id when written (see `child_id`) unless set
 
-    def to_row(self, record_id: str) -> dict[str, Any]:
+    def to_row(self, record_id: str, index: int = 0) -> dict[str, Any]:
         return {
-            "id": self.id,
+            "id": self.id or child_id(record_id, index),
             "record_id": record_id,
             "started_at": iso(self.started_at),
             "guardrail": self.guardrail,
@@ -229,8 +229,26 @@ class Record:
         attempts = [
             {"_table": "attempts", "record_id": self.id, **asdict(a)} for a in self.attempts
         ]
-        runs = [{"_table": "guardrail_runs", **run.to_row(self.id)} for run in self.guardrail_runs]
+        runs = [
+            {"_table": "guardrail_runs", **run.to_row(self.id, index)}
+            for index, run in enumerate(self.guardrail_runs)
+        ]
         return attempts + runs
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def child_id(parent: str, index: int) -> str:
+    """A ULID-shaped id for a record's `index`-th row of a related table.
+
+    The record's id with its last three digits replaced by the index: unique per record
+    (65 of its random bits are kept), and the same every time the record is turned into
+    rows, so a record replayed from the journal cannot store its rows twice. Making it
+    costs nothing on the request path.
+    """
+    digits = _CROCKFORD[index >> 10 & 31] + _CROCKFORD[index >> 5 & 31] + _CROCKFORD[index & 31]
+    return parent[:23] + digits
 
 
 def iso(ts: float | None) -> str | None:

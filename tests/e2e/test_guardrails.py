@@ -656,3 +656,35 @@ guardrails:
     assert "guardrails.input[1] (broken): bad regex" in message
     assert message.count("bad regex") == 1  # said once, by the master, before any worker
     assert "Traceback" not in message
+
+
+def test_guardrails_see_the_clients_format_when_the_reply_is_translated(
+    gateway_with: Callable[..., GatewayProcess], upstream: MockUpstream
+) -> None:
+    config = """
+guardrails:
+  input:
+    - {name: pii, type: pii, action: redact}
+  output:
+    - {name: tidy, type: regex, pattern: "(?i)hello", action: replace, replacement: "Hi there."}
+    - {name: no-tok3, type: keywords, words: [tok3]}
+"""
+    gateway = gateway_with(config)
+    client = openai_client(gateway)
+    upstream.clear()
+    reply = client.chat.completions.create(
+        model="anthropic/claude-x", messages=[{"role": "user", "content": "mail ann@example.org"}]
+    )
+    assert reply.choices[0].message.content == "Hi there."  # the OpenAI shape, replaced
+    sent = upstream.wait_for(lambda r: r.path == "/v1/messages").json()
+    assert "<EMAIL>" in json.dumps(sent) and "ann@example.org" not in json.dumps(sent)
+    stream = client.chat.completions.create(
+        model="anthropic/claude-x",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        extra_headers=SLOW_STREAM,
+    )
+    with pytest.raises(openai.APIError) as cut:
+        for _chunk in stream:
+            pass
+    assert "no-tok3" in str(cut.value)

@@ -43,12 +43,12 @@ def _phone_valid(text: str) -> bool:
     return 9 <= len(_digits(text)) <= 15
 
 
-_DIGIT = re.compile(r"\d")
 _IBAN_START = re.compile(r"[A-Z]{2}\d\d")
 
 
 def _has_digit(text: str) -> bool:
-    return _DIGIT.search(text) is not None
+    """Ten substring searches are much faster than one regex scan for a digit."""
+    return any(digit in text for digit in "0123456789")
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ ENTITIES: dict[str, Entity] = {
         "<IBAN>",
         re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"),
         iban_valid,
-        lambda text: _IBAN_START.search(text) is not None,
+        lambda text: _has_digit(text) and _IBAN_START.search(text) is not None,
     ),
     "ssn": Entity(
         "<SSN>",

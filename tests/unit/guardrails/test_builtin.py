@@ -167,3 +167,17 @@ def test_llm_judge_reads_pass_or_block_in_the_providers_api_shape() -> None:
     http.answer = {"choices": [{"message": {"content": "maybe"}}]}
     with pytest.raises(ValueError, match="neither PASS nor BLOCK"):
         openai_judge.check(subject("hi"))
+
+
+def test_an_outbound_failure_names_no_query_string() -> None:
+    from simple_gateway.guardrails.http import OutboundError, OutboundHTTP
+
+    http = OutboundHTTP()
+    try:
+        with pytest.raises(OutboundError) as failed:
+            # a port nobody listens on (1 is privileged and unused on test machines)
+            http.post_json("http://127.0.0.1:1/check?token=s3cr3t-value", {}, timeout=1.0)
+    finally:
+        http.close()
+    assert "s3cr3t" not in str(failed.value)
+    assert "http://127.0.0.1:1/check could not be reached" in str(failed.value)
