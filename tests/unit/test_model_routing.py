@@ -15,7 +15,7 @@ import pytest
 from simple_gateway import errors
 from simple_gateway.preflight import preflight
 from simple_gateway.providers import Route
-from simple_gateway.proxy.upstream import Target
+from simple_gateway.proxy.upstream import Target, split_url
 from simple_gateway.records.model import AttemptRow
 from simple_gateway.routing.attempts import AttemptLoop, Prepared, attempt_sequence
 from simple_gateway.routing.choice import Cooldowns, attempt_order, weighted_order
@@ -270,6 +270,9 @@ class Provider:
 
     def upstream_url(self, path: str) -> str:
         return self.base_url + path
+
+    def target(self, path: str) -> Target:
+        return split_url(self.upstream_url(path))
 
 
 def door(models: Any = None) -> FrontDoor:
