@@ -23,6 +23,7 @@ from simple_gateway.dashboard import register_dashboard
 from simple_gateway.ids import new_id, stamp_responses
 from simple_gateway.proxy.forwarder import raw_path
 from simple_gateway.proxy.paths import unsafe_path
+from simple_gateway.ready import bp as ready_bp
 from simple_gateway.runtime import Gateway, current_gateway
 from simple_gateway.settings import Settings, load_settings
 from simple_gateway.status import bp as status_bp
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     gateway = Gateway(settings, instance_id)
     app.extensions["simple_gateway"] = gateway
     app.register_blueprint(status_bp)
+    app.register_blueprint(ready_bp)
     register_dashboard(app, settings)
     app.register_error_handler(HTTPException, _render_http_error)
     app.wsgi_app = ProxyDispatcher(gateway, app.wsgi_app)  # type: ignore[method-assign]

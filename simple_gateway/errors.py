@@ -3,6 +3,7 @@
 GatewayError
 ├── BadRequest            400 invalid_request_error
 ├── Unauthorized          401 authentication_error / unauthorized
+│   └── InvalidApiKey     401 invalid_request_error / invalid_api_key (gateway keys)
 ├── NotFound              404 invalid_request_error / unknown_route
 ├── PayloadTooLarge       413 invalid_request_error / request_too_large
 ├── LoopDetected          508 gateway_error / loop_detected
@@ -43,6 +44,12 @@ class BadRequest(GatewayError):
 
 class Unauthorized(GatewayError):
     status, type, code = 401, "authentication_error", "unauthorized"
+
+
+class InvalidApiKey(Unauthorized):
+    """A proxied request without a valid key, in the shape OpenAI uses for one."""
+
+    status, type, code = 401, "invalid_request_error", "invalid_api_key"
 
 
 class NotFound(GatewayError):
@@ -90,8 +97,12 @@ def for_status(status: int, code: str, message: str) -> GatewayError:
     return error
 
 
-def error_headers(error: GatewayError, request_id: str | None = None) -> list[tuple[str, str]]:
-    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(error.body())))]
+def error_headers(
+    error: GatewayError, request_id: str | None = None, body: bytes | None = None
+) -> list[tuple[str, str]]:
+    """Headers for an error reply; `body` when it is rendered in a provider's own shape."""
+    length = len(body if body is not None else error.body())
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(length))]
     if request_id:
         headers.append(("x-request-id", request_id))
     return headers

@@ -14,6 +14,8 @@ worker's queue-depth gauge stops counting.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
     from simple_gateway.records.model import GuardrailRun, Record
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+TEMP_DIR_PREFIX = "simple-gateway-metrics-"
+_OWNER_FILE = "owner"  # "<pid> <start time>" of the master that made the folder
 
 # From a cached 1 ms answer to a 10 minute generation.
 DURATION_BUCKETS = (
@@ -242,3 +246,60 @@ def prepare_multiprocess_dir(path: Path) -> None:
     for entry in path.iterdir():
         if entry.suffix == ".db" and entry.is_file():
             entry.unlink()
+
+
+def new_multiprocess_dir() -> Path:
+    """A fresh folder for the metrics of this master's workers, in the temp directory.
+
+    Folders that masters killed before their exit hook ran left behind are removed first.
+    The folder names its owner (pid and start time), so a later start can tell a folder of
+    a master that is gone from one of a gateway still running.
+    """
+    remove_stale_multiprocess_dirs(Path(tempfile.gettempdir()))
+    path = Path(tempfile.mkdtemp(prefix=TEMP_DIR_PREFIX))
+    (path / _OWNER_FILE).write_text(_identity(os.getpid()) or f"{os.getpid()} ?")
+    return path
+
+
+def remove_stale_multiprocess_dirs(temp: Path) -> list[Path]:
+    """Remove our metrics folders whose master is gone; the folders removed.
+
+    Only folders with our prefix, owned by this user, that name their master, and whose
+    master no longer runs (no such pid, or a different process under that pid) are removed;
+    a folder that does not say whose it is is left alone.
+    """
+    removed = []
+    for entry in temp.glob(f"{TEMP_DIR_PREFIX}*"):
+        try:
+            if entry.is_symlink() or not entry.is_dir() or entry.stat().st_uid != os.getuid():
+                continue
+            owner = (entry / _OWNER_FILE).read_text().strip()
+        except OSError:
+            continue
+        pid = owner.split(" ", 1)[0]
+        if not pid.isdigit() or _identity(int(pid)) == owner:
+            continue
+        if owner.endswith(" ?") and _running(int(pid)):
+            continue  # no start time to compare: a live pid may still be the owner
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
+def _identity(pid: int) -> str | None:
+    """ "<pid> <start time>" of a running process (Linux /proc), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return f"{pid} {stat.rsplit(')', 1)[1].split()[19]}"  # field 22: start time in ticks
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -8,6 +8,10 @@ one line naming it, instead of a traceback from every worker. A check raises
 
 from __future__ import annotations
 
+import json
+import os
+import threading
+import traceback
 from collections.abc import Callable
 
 from simple_gateway.settings import Settings, SettingsError
@@ -16,14 +20,31 @@ Check = Callable[[Settings], None]
 
 
 def _providers(settings: Settings) -> None:
+    import os
+
     from simple_gateway.providers import build_provider, register_builtin_types
+    from simple_gateway.proxy.transport import Network, tls_context
 
     register_builtin_types()
+    network = Network.from_environment(os.environ, settings.upstream_ca_bundle)
+    try:
+        tls_context(network.ca_bundle, None, None)
+    except (ValueError, OSError) as exc:
+        raise SettingsError(f"UPSTREAM_CA_BUNDLE: {exc}") from None
     for config in settings.providers.values():
         try:
-            build_provider(config)
+            build_provider(config, network)
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
+
+
+def _gateway_keys(settings: Settings) -> None:
+    from simple_gateway.keys import GatewayKeys
+
+    try:
+        GatewayKeys.parse(settings.gateway_api_keys)
+    except ValueError as exc:
+        raise SettingsError(f"GATEWAY_API_KEYS: {exc}") from None
 
 
 def _prices(settings: Settings) -> None:
@@ -78,6 +99,7 @@ def _dashboard(settings: Settings) -> None:
 # One entry per feature that reads configuration; each runs in the order listed.
 CHECKS: tuple[Check, ...] = (
     _providers,
+    _gateway_keys,
     _prices,
     _database,
     _models,
@@ -87,6 +109,41 @@ CHECKS: tuple[Check, ...] = (
 
 
 def preflight(settings: Settings) -> None:
-    """Raise SettingsError for the first configuration problem found."""
+    """Raise SettingsError for the first configuration problem found.
+
+    The checks build everything the configuration describes, which imports most of the
+    gateway (Flask, guardrails, routing): 20 MB the gunicorn master would then hold for
+    its whole life without using it. So a single-threaded process (the master, before
+    any worker exists) runs them in a forked child and only reads the verdict back.
+    """
+    if threading.active_count() > 1 or not hasattr(os, "fork"):
+        _run_checks(settings)  # forking a threaded process is not safe
+        return
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: run the checks, report, exit without cleanup
+        os.close(read)
+        verdict = {"kind": "ok", "message": ""}
+        try:
+            _run_checks(settings)
+        except SettingsError as exc:
+            verdict = {"kind": "settings", "message": str(exc)}
+        except BaseException:
+            verdict = {"kind": "bug", "message": traceback.format_exc()}
+        with os.fdopen(write, "w") as out:
+            out.write(json.dumps(verdict))
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        text = answer.read()
+    os.waitpid(pid, 0)
+    verdict = json.loads(text) if text else {"kind": "bug", "message": "the check died"}
+    if verdict["kind"] == "settings":
+        raise SettingsError(verdict["message"])
+    if verdict["kind"] == "bug":
+        raise RuntimeError(f"a configuration check failed:\n{verdict['message']}")
+
+
+def _run_checks(settings: Settings) -> None:
     for check in CHECKS:
         check(settings)

@@ -8,15 +8,19 @@ fork, and a writer started in the master would keep records no worker ever sends
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
 
 from simple_gateway.guardrails import Guardrails
+from simple_gateway.keys import GatewayKeys, KeyGate, ProviderKeys
 from simple_gateway.metrics import GatewayMetrics
 from simple_gateway.providers import Router, build_provider, register_builtin_types
+from simple_gateway.providers.sink import ProviderSink
 from simple_gateway.proxy.exchange import LiveExchanges
 from simple_gateway.proxy.forwarder import Forwarder, ForwarderConfig
+from simple_gateway.proxy.transport import Network
 from simple_gateway.proxy.upstream import UpstreamPool
 from simple_gateway.proxy.watcher import DisconnectWatcher
 from simple_gateway.records.blobs import BlobStore
@@ -52,7 +56,8 @@ class Gateway:
         self.settings = settings
         self.started_at = time.time()
         register_builtin_types()
-        providers = [build_provider(config) for config in settings.providers.values()]
+        network = Network.from_environment(os.environ, settings.upstream_ca_bundle)
+        providers = [build_provider(config, network) for config in settings.providers.values()]
         default = next(p for p in providers if p.name == settings.default_provider)
         self.router = Router(providers, default)
         self.pool = UpstreamPool(settings.upstream_connect_timeout, settings.upstream_read_timeout)
@@ -63,6 +68,14 @@ class Gateway:
         journaled = settings.records_enabled and settings.journal_enabled
         self.journal = Journal(Path(settings.spool_path)) if journaled else None
         self.writer = self._build_writer() if settings.records_enabled else None
+        records = JournaledSink(self.journal, self.writer) if self.journal else self.writer
+        # A provider may hold a record back for follow-up work (Replicate archives outputs).
+        self.sink = (
+            ProviderSink(records, self.router.providers, self.blobs)
+            if records is not None
+            else None
+        )
+        gate = KeyGate(GatewayKeys.parse(settings.gateway_api_keys))
         register_builtin_formats()
         self.front_door = FrontDoor(
             parse_models(
@@ -73,6 +86,7 @@ class Gateway:
             self.router.providers,
             settings.providers,
             default,
+            keys=ProviderKeys(gate, self.router.providers),
             observer=self.metrics,
             inline_limit=settings.body_inline_limit,
         )
@@ -91,12 +105,14 @@ class Gateway:
             self.watcher,
             self.live,
             blobs=self.blobs,
-            records=JournaledSink(self.journal, self.writer) if self.journal else self.writer,
+            records=self.sink,
             observer=self.metrics,
             front_door=self.front_door,
             guardrails=self.guardrails,
+            gate=gate,
         )
         self._started = False
+        self.draining = False  # stopping: /ready says so to the load balancer
         self._start_lock = threading.Lock()
         self._drained = threading.Event()  # set by stop(): no deadline left to enforce
 
@@ -162,6 +178,7 @@ class Gateway:
 
     def begin_shutdown(self, deadline: float) -> None:
         """Let in-flight exchanges run until `deadline` (monotonic), then interrupt them."""
+        self.draining = True
 
         def interrupt() -> None:
             delay = deadline - time.monotonic()
@@ -180,6 +197,8 @@ class Gateway:
         self._drained.set()
         self.live.interrupt_all()
         self.watcher.stop()
+        if self.sink is not None:
+            self.sink.close(timeout / 2)
         if self.guardrails is not None:
             self.guardrails.stop()
         if self.writer is not None:

@@ -18,7 +18,6 @@ import os
 import shutil
 import socket
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,13 @@ from gunicorn.app.base import BaseApplication
 
 from simple_gateway import __version__
 from simple_gateway.ids import new_id
-from simple_gateway.metrics import MULTIPROCESS_ENV, mark_process_dead, prepare_multiprocess_dir
+from simple_gateway.metrics import (
+    MULTIPROCESS_ENV,
+    TEMP_DIR_PREFIX,
+    mark_process_dead,
+    new_multiprocess_dir,
+    prepare_multiprocess_dir,
+)
 from simple_gateway.redaction import hide_database_password
 from simple_gateway.settings import Settings
 from simple_gateway.worker import GatewayWorker, drain_margin, raise_open_file_limit
@@ -47,7 +52,7 @@ def prepare_master() -> None:
     raise_open_file_limit()  # inherited by every worker
     os.environ.setdefault(INSTANCE_ENV, new_id())
     if not os.environ.get(METRICS_DIR_ENV):
-        os.environ[METRICS_DIR_ENV] = tempfile.mkdtemp(prefix="simple-gateway-metrics-")
+        os.environ[METRICS_DIR_ENV] = str(new_multiprocess_dir())
     prepare_multiprocess_dir(Path(os.environ[METRICS_DIR_ENV]))
 
 
@@ -162,7 +167,7 @@ def child_exit(server: Any, worker: Any) -> None:
 
 def on_exit(server: Any) -> None:
     directory = os.environ.get(METRICS_DIR_ENV, "")
-    if os.path.basename(directory).startswith("simple-gateway-metrics-"):
+    if os.path.basename(directory).startswith(TEMP_DIR_PREFIX):
         shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -104,6 +104,18 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds a provider may stay silent (before headers or between chunks).",
         0.1,
     ),
+    Setting(
+        "UPSTREAM_CA_BUNDLE",
+        str,
+        "",
+        "CA bundle (PEM) to verify HTTPS providers with; empty: the system trust store.",
+    ),
+    Setting(
+        "GATEWAY_API_KEYS",
+        str,
+        "",
+        "Keys clients must present (comma-separated, or @file of SHA-256 digests); empty: none.",
+    ),
     Setting("MAX_REQUEST_BODY_MB", float, "512", "Largest request body accepted, in MiB.", 0.01),
     Setting("RECORDS_ENABLED", _to_bool, "true", "Record every exchange in the database."),
     Setting(
@@ -206,11 +218,18 @@ class Settings:
         shown = dict(self.values)
         shown["DATABASE_URL"] = hide_database_password(shown["DATABASE_URL"])
         for name, value in shown.items():
-            if value and is_secret_name(name):
+            if value and is_secret_setting(name):
                 shown[name] = redact_value(str(value))
             elif isinstance(value, tuple):
                 shown[name] = [str(item) for item in value]
+        if shown["GATEWAY_API_KEYS"] and not shown["GATEWAY_API_KEYS"].startswith("@"):
+            shown["GATEWAY_API_KEYS"] = "[REDACTED]"
         return shown
+
+
+def is_secret_setting(name: str) -> bool:
+    """A setting holding a secret: named as a key, token or password, plural too (`..._KEYS`)."""
+    return is_secret_name(name) or (name.upper().endswith("S") and is_secret_name(name[:-1]))
 
 
 def load_settings(
@@ -291,7 +310,11 @@ def _unknown_dotenv_names(dotenv: Mapping[str, str], config_path: str | None) ->
 BUILTIN_PROVIDERS: dict[str, str] = {
     "openai": "https://api.openai.com",
     "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com",
+    "replicate": "https://api.replicate.com",
 }
+# A provider named after one of these types needs no `type:` (azure has no default URL).
+_NAMED_TYPES = frozenset({*BUILTIN_PROVIDERS, "azure", "compatible"})
 
 
 def _load_providers(declared: Any, env: Mapping[str, str], path: str) -> dict[str, ProviderConfig]:
@@ -328,7 +351,7 @@ def _load_providers(declared: Any, env: Mapping[str, str], path: str) -> dict[st
             )
         if base_url and not re.match(r"^https?://[^/\s]+", base_url):
             raise SettingsError(f"{origin}: expected an http(s) URL, got '{base_url}'")
-        kind = str(options.get("type") or (name if name in BUILTIN_PROVIDERS else "compatible"))
+        kind = str(options.get("type") or (name if name in _NAMED_TYPES else "compatible"))
         extra = {k: v for k, v in options.items() if k not in ("base_url", "type")}
         providers[name] = ProviderConfig(name, kind, base_url.rstrip("/"), extra)
     return providers

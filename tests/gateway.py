@@ -14,6 +14,7 @@ from typing import Any
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
+_PROXY_VARIABLES = frozenset({"https_proxy", "http_proxy", "no_proxy", "all_proxy"})
 STATUS_TOKEN = "test-status-token"
 
 
@@ -33,7 +34,9 @@ class GatewayProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
-            **os.environ,
+            # A proxy of the machine running the tests must not carry traffic to the mocks;
+            # a test that wants a proxy passes HTTPS_PROXY / HTTP_PROXY in `env`.
+            **{k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARIABLES},
             "PYTHONPATH": str(ROOT),
             "HOST": "127.0.0.1",
             "PORT": str(self.port),

@@ -10,7 +10,8 @@ offers tools and carries no tool result yet is answered with a call of the first
 Each mock is its own server (one per deployment in a test), scripted through attributes:
 `statuses` is a queue of error statuses to answer before answering normally, `delay`
 holds every answer back, `retry_after` is sent with 429s, `chunk_delay` spaces stream
-events. Every request is recorded.
+events, `cut_after` closes the connection in the middle of a stream. Every request is
+recorded.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class ProviderMock:
     retry_after: str | None = None
     chunks: int = 3
     chunk_delay: float = 0.0  # seconds between stream events
+    cut_after: int | None = None  # close the connection after this many stream events
     received: list[Seen] = field(default_factory=list)
     url: str = ""
     _loop: asyncio.AbstractEventLoop | None = None
@@ -265,6 +267,9 @@ class ProviderMock:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         for index, event in enumerate(events):
+            if index == self.cut_after and request.transport is not None:
+                request.transport.close()  # no terminating chunk: the body ends short
+                return response
             if index and self.chunk_delay and _carries_content(event):
                 await asyncio.sleep(self.chunk_delay)
             await response.write(event)

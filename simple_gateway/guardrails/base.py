@@ -78,7 +78,14 @@ class Verdict:
 
 
 class Guardrail(Protocol):
-    """One configured check. `check` may block its thread (network calls); it may raise."""
+    """One configured check. `check` may block its thread (network calls); it may raise.
+
+    A guardrail may also say `blocking = False`: it does no I/O and returns quickly (a
+    regex, a size). A group made only of such checks runs in the request thread, one after
+    the other: under the interpreter lock threads would not run them any faster, and
+    handing them to a pool would cost more than the checks. Anything else, and every class
+    that does not say so, runs in the priority's thread pool.
+    """
 
     name: str
     stage: Stage

@@ -9,6 +9,13 @@ recorded as `cancelled` and not awaited (a thread that cannot be interrupted fin
 pool, unobserved). Modifications (redact, replace) of a group are applied in configuration
 order; when two touch the same part, the later one is run again on the earlier one's output,
 so no redaction is ever lost. The result of a group feeds the next one.
+
+A group made only of local checks (`blocking = False`: regex, keywords, pii, ...) runs in
+the request thread instead, one check after the other in configuration order: under the
+interpreter lock a pool would not run them faster, and its two thread hand-offs per request
+cost more than the checks under load. The first failure still ends the stage (the checks
+not yet run are recorded as `cancelled`), and one that overran its timeout counts as a
+timeout.
 """
 
 from __future__ import annotations
@@ -135,6 +142,9 @@ class Pipeline:
     def _run_group(
         self, priority: int, group: list[Entry], subject: Subject, result: StageResult
     ) -> None:
+        if not any(getattr(entry.guardrail, "blocking", True) for entry in group):
+            self._run_inline(group, subject, result)
+            return
         pool = self._executors.pool(priority)
         started = time.monotonic()
         futures: dict[Future[_Done], Entry] = {
@@ -163,6 +173,24 @@ class Pipeline:
             result.runs.append(_run(entry, Outcome.CANCELLED, started, time.monotonic() - started))
         if result.stopped_by is None:
             self._apply_changes(group, finished, subject, result)
+
+    def _run_inline(self, group: list[Entry], subject: Subject, result: StageResult) -> None:
+        """Quick local checks, one after the other in this thread; a late one is a timeout."""
+        finished: dict[str, _Done] = {}
+        for index, entry in enumerate(group):
+            done = _call(entry, subject)
+            if done.duration > entry.timeout:
+                now = time.monotonic()
+                self._timed_out(entry, subject, now - done.duration, now, result)
+            else:
+                finished[entry.name] = done
+                self._settle(done, subject, result)
+            if result.stopped_by is not None:
+                now = time.time()
+                for rest in group[index + 1 :]:  # not started: the stage already failed
+                    result.runs.append(_run(rest, Outcome.CANCELLED, now, 0.0))
+                return
+        self._apply_changes(group, finished, subject, result)
 
     def _settle(self, done: _Done, subject: Subject, result: StageResult) -> None:
         entry = done.entry
@@ -253,9 +281,12 @@ class Pipeline:
 
     def _rerun(self, entry: Entry, subject: Subject, result: StageResult) -> Verdict | None:
         """Run a modifying entry again on a sibling's output; None if that failed the stage."""
-        future = self._executors.pool(entry.priority).submit(_call, entry, subject)
         try:
-            done = future.result(timeout=entry.timeout)
+            if getattr(entry.guardrail, "blocking", True):
+                future = self._executors.pool(entry.priority).submit(_call, entry, subject)
+                done = future.result(timeout=entry.timeout)
+            else:
+                done = _call(entry, subject)
         except TimeoutError:
             now = time.monotonic()
             self._timed_out(entry, subject, now - entry.timeout, now, result)

@@ -279,6 +279,8 @@ class ExchangeGuard:
             return _Replacement(response, response.status, headers, data)
         assert self.format is not None
         slots = self.format.response_slots(parsed)
+        if not slots:  # no reply text here (an embedding, a model list): nothing to check
+            return _Replacement(response, response.status, headers, data)
         result = self.guardrails.output.run(
             self.subject(tuple(s.get() for s in slots), Stage.OUTPUT), entries
         )

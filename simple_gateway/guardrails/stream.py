@@ -142,9 +142,15 @@ class StreamGuard:
         """The provider finished: check the whole reply, then release what was held."""
         self._finished = True
         if self._check is not None:
-            self._settle(self._check.result())
-            if self._failed:
+            running, self._check = self._check.result(), None
+            self._guard.keep(running)
+            if running.stopped_by is not None or running.modified:
+                self._fail(running)
                 return
+        if not self._text:  # no reply text (tool calls only, say): nothing to check
+            self._out.extend(self._held)
+            self._held = []
+            return
         subject = self._guard.subject(("".join(self._text),), Stage.OUTPUT)
         result = self._guard.guardrails.output.run(subject, self._entries)
         self._guard.keep(result)
@@ -155,10 +161,6 @@ class StreamGuard:
         else:
             self._fail(result)
         self._held = []
-
-    @property
-    def _failed(self) -> bool:
-        return self._guard.record.blocked_by is not None
 
     def _replacement(self, text: str) -> bytes:
         body = self._format.completion_stream(text, self._guard.model or "gateway")

@@ -4,15 +4,17 @@ from simple_gateway.providers.base import (
     Provider,
     Route,
     Router,
+    UpstreamRequest,
     build_provider,
     register_provider_type,
 )
-from simple_gateway.providers.http import register_builtin_types
+from simple_gateway.providers.builtin import register_builtin_types
 
 __all__ = [
     "Provider",
     "Route",
     "Router",
+    "UpstreamRequest",
     "build_provider",
     "register_builtin_types",
     "register_provider_type",

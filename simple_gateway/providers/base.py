@@ -1,17 +1,39 @@
 """The Provider protocol, the registry of provider types, and longest-prefix routing.
 
-A provider type (openai, anthropic, compatible, ...) is registered once by name; each
-configured provider is an instance of a type with its own name and base URL. A request
-path is routed like requests picks an adapter: the longest matching prefix wins.
+A provider type (openai, anthropic, gemini, ...) is registered once by name with the
+options it accepts; each configured provider is an instance of a type with its own
+name, base URL and options. A request path is routed like requests picks an adapter:
+the longest matching prefix wins.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from simple_gateway.errors import GatewayError
+from simple_gateway.proxy.transport import Network
+from simple_gateway.proxy.upstream import Target
+from simple_gateway.records.blobs import BlobStore
+from simple_gateway.records.model import Record
 from simple_gateway.settings import ProviderConfig
+
+
+@dataclass
+class UpstreamRequest:
+    """The request as it will leave for the provider: path (with query) and headers.
+
+    The key gate and the provider type rewrite it (credentials, static headers,
+    version defaults) before it is sent.
+    """
+
+    path: str
+    headers: dict[str, str]
+    model: str | None = None  # the model the path names (Gemini), when it names one
+    gateway_key: str | None = None  # fingerprint of the gateway key presented
+    # Keys the gateway put in (to scrub from anything recorded); never stored.
+    secrets: list[str] = field(default_factory=list, repr=False)
 
 
 class Provider(Protocol):
@@ -28,12 +50,52 @@ class Provider(Protocol):
         """The path prefix that selects it, e.g. "/openai"."""
         ...
 
+    @property
+    def has_keys(self) -> bool:
+        """Whether the gateway holds keys for it (they are never spent without a gateway key)."""
+        ...
+
     def upstream_url(self, path: str) -> str:
         """The full upstream URL for a path (with its query) below the prefix."""
         ...
 
+    def target(self, path: str) -> Target:
+        """Where and how to send a request for this path: origin, transport, timeouts."""
+        ...
 
-ProviderFactory = Callable[[ProviderConfig], Provider]
+    def pick_key(self) -> str | None:
+        """The next of its configured keys (round-robin, by weight); None when it has none."""
+        ...
+
+    def credentials(self, request: UpstreamRequest) -> list[str]:
+        """The keys a client presented in this provider's places (header, Bearer, query)."""
+        ...
+
+    def replace_credentials(self, request: UpstreamRequest, key: str | None) -> None:
+        """Remove the client's credentials and put `key` (when given) in their place."""
+        ...
+
+    def prepare(self, request: UpstreamRequest) -> None:
+        """Apply the provider's static headers, version defaults and path conventions."""
+        ...
+
+    def error_body(self, error: GatewayError) -> bytes:
+        """The gateway's error in this provider's own error shape."""
+        ...
+
+    def finish(
+        self, record: Record, submit: Callable[[Record], None], blobs: BlobStore | None
+    ) -> None:
+        """Hand a finished record on (at once, or after follow-up work such as archiving)."""
+        ...
+
+    def close(self, timeout: float) -> None:
+        """Finish background work within `timeout` seconds (worker shutdown)."""
+        ...
+
+
+# Builds a provider from its entry, with the process-wide transport defaults.
+ProviderFactory = Callable[[ProviderConfig, Network], Provider]
 
 # Keys every provider entry may have; a type adds its own when it registers.
 COMMON_OPTIONS = frozenset({"type", "base_url", "prefix"})
@@ -63,7 +125,7 @@ def provider_types() -> list[str]:
     return sorted(_TYPES)
 
 
-def build_provider(config: ProviderConfig) -> Provider:
+def build_provider(config: ProviderConfig, network: Network | None = None) -> Provider:
     """The provider a configuration entry describes; ValueError naming a bad entry."""
     try:
         kind = _TYPES[config.type]
@@ -81,7 +143,10 @@ def build_provider(config: ProviderConfig) -> Provider:
         )
     if not config.base_url:
         raise ValueError(f"providers.{config.name}.base_url: missing (an http(s) URL)")
-    return kind.factory(config)
+    try:
+        return kind.factory(config, network or Network())
+    except (ValueError, TypeError, OSError) as exc:
+        raise ValueError(f"providers.{config.name}: {exc}") from None
 
 
 @dataclass(frozen=True)

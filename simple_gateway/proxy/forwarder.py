@@ -23,7 +23,8 @@ from urllib.parse import parse_qsl
 
 from simple_gateway import errors
 from simple_gateway.ids import ENVIRON_KEY, accept_client_id, new_id
-from simple_gateway.providers import Route
+from simple_gateway.keys import KeyGate
+from simple_gateway.providers import Provider, Route
 from simple_gateway.proxy.capture import BodyTap
 from simple_gateway.proxy.client_addr import client_address
 from simple_gateway.proxy.exchange import Exchange, LiveExchanges
@@ -34,7 +35,6 @@ from simple_gateway.proxy.upstream import (
     Target,
     UpstreamConnection,
     UpstreamPool,
-    split_url,
 )
 from simple_gateway.proxy.watcher import DisconnectWatcher, Watch
 from simple_gateway.records.blobs import BlobStore
@@ -85,8 +85,10 @@ class Forwarder:
         observer: ExchangeObserver | None = None,
         front_door: FrontDoor | None = None,
         guardrails: Guardrails | None = None,
+        gate: KeyGate | None = None,
     ) -> None:
         self.config = config
+        self.gate = gate or KeyGate(None)
         self.pool = pool
         self.watcher = watcher
         self.live = live
@@ -109,11 +111,11 @@ class Forwarder:
         try:
             return self._forward(exchange, record, environ, headers, route, start_response, watch)
         except (errors.GatewayError, _Stopped) as error:
-            return self._fail(exchange, record, error, start_response, watch)
+            return self._fail(exchange, record, error, start_response, watch, route.provider)
         except Exception:
             log.exception("request %s failed inside the gateway", exchange.request_id)
             internal = errors.InternalError("the gateway failed while handling this request")
-            return self._fail(exchange, record, internal, start_response, watch)
+            return self._fail(exchange, record, internal, start_response, watch, route.provider)
 
     # -- the request leg ---------------------------------------------------------
 
@@ -128,6 +130,8 @@ class Forwarder:
         watch: Watch | None,
     ) -> Iterable[bytes]:
         self._check_loop(headers)
+        admission = self.gate.admit(route.provider, route.upstream_path, headers)  # keys
+        record.gateway_key = admission.gateway_key
         guard = None
         if self.guardrails is not None:  # input stage, on the client's own format
             guard = self.guardrails.begin(exchange.request_id, record, route, environ, headers)
@@ -148,9 +152,13 @@ class Forwarder:
         routed: Routed | None = None
         if self.front_door is not None:  # model aliases and provider/model names
             routed, body = self.front_door.plan(record.path, route, record.method, body)
-        outgoing = self._outgoing_headers(headers)
-        target = split_url(route.provider.upstream_url(route.upstream_path))
-        record.upstream_url = route.provider.base_url + _redacted_path(route.upstream_path)
+        # Credentials settled, the provider's static headers and version defaults added.
+        upstream = admission.apply(self._outgoing_headers(headers))
+        record.model = upstream.model or record.model
+        record.secrets += upstream.secrets
+        outgoing = upstream.headers
+        target = route.provider.target(upstream.path)
+        record.upstream_url = route.provider.base_url + _redacted_path(upstream.path)
         try:
             if routed is None:
                 conn, response = self._send(
@@ -287,7 +295,7 @@ class Forwarder:
         if chunked:
             headers["Transfer-Encoding"] = "chunked"
         while True:
-            conn = self.pool.acquire(target.origin)
+            conn = self.pool.acquire(target)
             if timeout is not None:
                 conn.use_timeout(timeout)
             exchange.upstream = conn
@@ -329,6 +337,7 @@ class Forwarder:
         error: errors.GatewayError | _Stopped,
         start_response: StartResponse,
         watch: Watch | None,
+        provider: Provider | None = None,
     ) -> Iterable[bytes]:
         if isinstance(error, _Stopped):
             record.outcome = exchange.stop_reason or Outcome.CLIENT_DISCONNECTED
@@ -339,7 +348,7 @@ class Forwarder:
             record.error_kind = error.code
         record.status = error.status
         record.error_message = error.message
-        body = error.body()
+        body = provider.error_body(error) if provider is not None else error.body()
         record.response_body = BodyCapture(
             inline=body, size=len(body), content_type="application/json"
         )
@@ -348,7 +357,7 @@ class Forwarder:
         log.log(log_level, "request %s: %s %s", exchange.request_id, error.status, error.message)
         start_response(
             f"{error.status} {_reason(error.status)}",
-            errors.error_headers(error, exchange.request_id),
+            errors.error_headers(error, exchange.request_id, body),
         )
         self._finish(exchange, record, watch)
         return [body]

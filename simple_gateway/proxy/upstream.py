@@ -16,14 +16,14 @@ import contextlib
 import http.client
 import select
 import socket
-import ssl
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from urllib.parse import urlsplit
+
+from simple_gateway.proxy.transport import DIRECT, Transport
 
 Origin = tuple[str, str, int]
 Response = http.client.HTTPResponse
@@ -46,6 +46,9 @@ class ConnectFailed(Exception):
 class Target:
     origin: Origin
     path: str  # path and query, as sent on the request line
+    transport: Transport = DIRECT
+    connect_timeout: float | None = None  # None: the pool's default
+    read_timeout: float | None = None
 
 
 def split_url(url: str) -> Target:
@@ -58,24 +61,35 @@ def split_url(url: str) -> Target:
     return Target((scheme, parts.hostname or "", port), path)
 
 
-@cache
-def _tls_context() -> ssl.SSLContext:
-    return ssl.create_default_context()
-
-
 class UpstreamConnection:
     """One connection to an origin, checked out of the pool for one exchange."""
 
-    def __init__(self, origin: Origin, connect_timeout: float, read_timeout: float) -> None:
+    def __init__(
+        self,
+        origin: Origin,
+        connect_timeout: float,
+        read_timeout: float,
+        transport: Transport = DIRECT,
+    ) -> None:
         scheme, host, port = origin
         self.origin = origin
+        self.transport = transport
         self.http: http.client.HTTPConnection
+        proxy = transport.proxy
+        # Through a proxy, plain http sends absolute-form request lines to the proxy,
+        # while https opens a CONNECT tunnel and verifies the origin's certificate.
+        self._absolute_prefix = f"http://{host}:{port}" if proxy and scheme != "https" else ""
+        self._proxy_authorization = proxy.authorization if proxy and self._absolute_prefix else None
+        address = (proxy.host, proxy.port) if proxy else (host, port)
         if scheme == "https":
             self.http = http.client.HTTPSConnection(
-                host, port, timeout=connect_timeout, context=_tls_context()
+                *address, timeout=connect_timeout, context=transport.tls_context()
             )
+            if proxy is not None:
+                auth = proxy.authorization
+                self.http.set_tunnel(host, port, {"Proxy-Authorization": auth} if auth else None)
         else:
-            self.http = http.client.HTTPConnection(host, port, timeout=connect_timeout)
+            self.http = http.client.HTTPConnection(*address, timeout=connect_timeout)
         self.read_timeout = read_timeout
         self.reused = False
         self.idle_since = 0.0
@@ -107,11 +121,19 @@ class UpstreamConnection:
         if self._aborted:  # stopped while connecting: the socket was not there to shut down
             raise ConnectionAbortedError("the exchange was stopped")
         conn = self.http
-        conn.putrequest(method, path, skip_accept_encoding=True)
+        conn.putrequest(method, self._absolute_prefix + path, skip_accept_encoding=True)
         for name, value in headers.items():
             conn.putheader(name, value)
+        if self._proxy_authorization:
+            conn.putheader("Proxy-Authorization", self._proxy_authorization)
         conn.endheaders(message_body=body, encode_chunked=chunked)
         return conn.getresponse()
+
+    def set_read_timeout(self, seconds: float) -> None:
+        if seconds != self.read_timeout:
+            self.read_timeout = seconds
+            if self.http.sock is not None:
+                self.http.sock.settimeout(seconds)
 
     def use_timeout(self, seconds: float) -> None:
         """Bound this exchange's connect and waits by `seconds` (a deployment's timeout)."""
@@ -155,20 +177,28 @@ class UpstreamPool:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_idle = max_idle
-        self._idle: dict[Origin, deque[UpstreamConnection]] = {}
+        self._idle: dict[tuple[Origin, Transport], deque[UpstreamConnection]] = {}
         self._lock = threading.Lock()
 
-    def acquire(self, origin: Origin) -> UpstreamConnection:
+    def acquire(self, target: Target) -> UpstreamConnection:
+        """A connection to the target's origin over its transport, with its timeouts."""
         now = time.monotonic()
+        read_timeout = target.read_timeout or self.read_timeout
         with self._lock:
-            idle = self._idle.get(origin)
+            idle = self._idle.get((target.origin, target.transport))
             while idle:
                 conn = idle.pop()
                 if conn.is_reusable(now):
                     conn.reused = True
+                    conn.set_read_timeout(read_timeout)
                     return conn
                 conn.close()
-        return UpstreamConnection(origin, self.connect_timeout, self.read_timeout)
+        return UpstreamConnection(
+            target.origin,
+            target.connect_timeout or self.connect_timeout,
+            read_timeout,
+            target.transport,
+        )
 
     def release(self, conn: UpstreamConnection, reusable: bool) -> None:
         """Return a connection whose response was read to the end, or close it."""
@@ -181,7 +211,7 @@ class UpstreamPool:
             conn.http.timeout = self.connect_timeout
             conn.http.sock.settimeout(self.read_timeout)
         with self._lock:
-            idle = self._idle.setdefault(conn.origin, deque())
+            idle = self._idle.setdefault((conn.origin, conn.transport), deque())
             if len(idle) < self.max_idle:
                 idle.append(conn)
                 return

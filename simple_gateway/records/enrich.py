@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import logging
 import zlib
@@ -25,6 +26,7 @@ from simple_gateway.proxy.sse import SSEEvent, parse_sse
 from simple_gateway.records.blobs import BlobStore
 from simple_gateway.records.cost import PriceTable
 from simple_gateway.records.model import BodyCapture, Record
+from simple_gateway.records.multipart import boundary_of, form_field
 from simple_gateway.records.usage import (
     Usage,
     model_from_json,
@@ -83,6 +85,7 @@ class Enricher:
             self._request_body,
             self._response_body,
             self._read_request,
+            self._read_form,
             self._read_response,
             self._apply_usage,
             self._apply_cost,
@@ -149,6 +152,18 @@ class Enricher:
             record.model = record.model or obj["model"]  # a routed exchange names its deployment's
         if obj.get("stream") is True:
             record.stream = True
+
+    def _read_form(self, record: Record, work: _Work) -> None:
+        """The `model` field of a multipart form (audio transcriptions, translations)."""
+        capture = record.request_body
+        boundary = boundary_of(capture.content_type)
+        if boundary is None or record.model or capture.content_encoding:
+            return
+        if capture.file is not None:
+            with self.blobs.path_of(capture.file).open("rb") as body:
+                record.model = form_field(body.read, boundary, "model")
+        elif capture.inline and not capture.truncated:
+            record.model = form_field(io.BytesIO(capture.inline).read, boundary, "model")
 
     def _read_response(self, record: Record, work: _Work) -> None:
         data = work.response

@@ -7,17 +7,25 @@ forgotten once the writer has settled it (stored, spooled, or given up on and lo
 The next worker to start replays what a dead worker's journal still holds; inserts are
 idempotent on `id`, so a record replayed although it was stored costs nothing.
 
-design: each worker appends length-prefixed pickles of its records to
-``journal-<pid>-<ms>.bin`` under the spool folder and holds an exclusive ``flock`` on every
-journal file it owns for as long as it lives, so a file nobody holds a lock on belongs to
-a dead worker. A segment is deleted when all its records are settled (or truncated, when it
-is the current one), and a new segment starts every 8 MiB. Appends are plain ``write``
-calls, not fsynced: the kernel keeps what was written when the process dies, which is the
-failure the journal is for. The writer thread calls `sync` once per batch, so a crash of
-the whole machine loses at most about one flush interval of records. Secrets never reach
-the journal: the request's secret values are scrubbed from the copy of the bodies it keeps,
-key fields of JSON request bodies are redacted, and the list of secrets is left out.
-Replay unpickles only the record classes of `records.model`.
+design: each worker copies length-prefixed pickles of its records into
+``journal-<pid>-<ms>.bin`` under the spool folder, a file mapped into memory (see
+`_Segment`), and holds an exclusive ``flock`` on every journal file it owns for as long as
+it lives, so a file nobody holds a lock on belongs to a dead worker. A segment is cleared
+when all its records are settled (deleted, when it is not the current one), and a new one
+starts when it is full (8 MiB).
+
+Durability: what a worker put in its journal survives the worker's death, whatever kills
+it (SIGKILL, the OOM killer, a crash), because the pages belong to the kernel. Nothing is
+fsynced: a crash of the whole machine or a power cut can lose the records of the last
+moments, as it can lose anything not yet in the database. In exchange the journal costs
+no disk write at all in the usual case, where a segment is cleared before the kernel
+writes it back.
+
+Secrets: the request's secret values (its key headers and query parameters) are scrubbed
+from the record's text fields and header values and from the journal's copy of the bodies,
+key fields of a JSON request body are redacted in that copy (a quick look at the keys
+spares most bodies the full walk), and the list of secrets is left out. Replay unpickles
+nothing but plain values and the gateway's own dataclasses and enums.
 """
 
 from __future__ import annotations
@@ -157,17 +165,6 @@ class Journal:
                     segment.remove()
                 except OSError as exc:
                     self._errors.error("trim", "journal: could not trim %s: %s", segment.path, exc)
-
-    def sync(self) -> None:
-        """Flush the current segment to the disk (the writer thread, once per batch)."""
-        with self._lock:
-            segment = self._current
-            size = segment.size if segment is not None else 0
-        if segment is not None and size:
-            try:
-                segment.map.flush(0, mmap.PAGESIZE * (size // mmap.PAGESIZE + 1))
-            except (OSError, ValueError) as exc:
-                self._errors.error("sync", "journal: could not sync %s: %s", segment.path, exc)
 
     def close(self) -> None:
         """On a clean stop, after the writer drained: remove what is settled, keep the rest."""

@@ -17,10 +17,13 @@ from simple_gateway.redaction import SecretSet, is_json_body, redact_json_fields
 _FILE_SCAN_LIMIT = 64 * 1024 * 1024
 # Text fields of a record that may hold a secret value the request carried.
 _TEXT_FIELDS = ("response_text", "error_message", "upstream_url", "query", "upstream_request_body")
+_RUN_TEXT_FIELDS = ("original_text", "override_text", "reason", "error")
 
 
 def scrub_fields(record: Record, secrets: SecretSet) -> None:
-    """Scrub the record's text fields and header values in place (not bodies, not files).
+    """Scrub the record's text fields, header values and guardrail runs' texts in place.
+
+    Bodies and files are not touched here.
 
     Header values matter as much as bodies: a header whose name says nothing of a
     secret (an echo, a custom header) can still carry the key the request sent.
@@ -32,6 +35,11 @@ def scrub_fields(record: Record, secrets: SecretSet) -> None:
     for headers in (record.request_headers, record.response_headers):
         for name, value in headers.items():
             headers[name] = secrets.text(value)
+    for run in record.guardrail_runs:
+        for name in _RUN_TEXT_FIELDS:
+            value = getattr(run, name)
+            if value:
+                setattr(run, name, secrets.text(value))
 
 
 class SecretScrubber:

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 _PREFIX = "spool-"
 _SUFFIX = ".jsonl"
 _CLAIM = ".replaying-"
+_MIN_FREE_BYTES = 1024 * 1024  # below this a spool append is about to fail
 
 Batch = tuple[list[Row], list[Row]]
 
@@ -77,6 +78,19 @@ class Spool:
                 if claim is not None:
                     replayed += self._replay_file(claim, write)
             return replayed
+
+    def writable(self) -> bool:
+        """Whether a batch could be appended now: the folder takes a file and has room."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            probe = self.directory / f".probe-{os.getpid()}-{threading.get_ident()}"
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.close(fd)
+            probe.unlink()
+            space = os.statvfs(self.directory)
+        except OSError:
+            return False
+        return space.f_bavail * space.f_frsize >= _MIN_FREE_BYTES
 
     def pending(self) -> int:
         """Request rows waiting in spool files (reads them all: for status pages and tests)."""

@@ -15,8 +15,9 @@ The writer shares the worker's interpreter with the request threads, so it conve
 batch in slices of _SLICE records and, while exchanges are in flight (`busy`), pauses
 briefly between slices: a request waiting for the interpreter lock then gets it at once
 instead of after the writer's switch interval. Before a batch it also waits, up to
-_DEFER_MAX, for the worker to have no exchange in flight, unless a quarter of the queue
-is already full: the records of a burst are written after the burst, not during it.
+_DEFER_MAX, for the worker to have no exchange in flight, unless a full batch is already
+waiting: the records of a short burst are written after it, not during it, and under a
+steady load batches go out as soon as they are full.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any, Protocol
 
 from simple_gateway.records.model import Record, iso
 from simple_gateway.records.spool import Spool
+from simple_gateway.store.advice import advice_for
 from simple_gateway.store.base import Row, RowRejected, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -68,8 +70,6 @@ class WriterJournal(Protocol):
     """Keeps submitted records until the writer settles them (records/journal.py)."""
 
     def settled(self, rows: Sequence[Row]) -> None: ...
-
-    def sync(self) -> None: ...
 
 
 class _Stop:
@@ -195,6 +195,12 @@ class RecordWriter:
             return False
         return self._clean_exit
 
+    def can_keep_records(self) -> bool:
+        """Whether a record submitted now would be stored or spooled, not held in memory."""
+        if self._store is not None:
+            return True
+        return self._held_count == 0 and self._spool.writable()
+
     @property
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -258,14 +264,12 @@ class RecordWriter:
         while (
             self._busy()
             and not self._stopping
-            and self._queue.qsize() < self._queue_size // 4
+            and self._queue.qsize() < self._batch_size
             and time.monotonic() < until
         ):
             time.sleep(_DEFER_STEP)
 
     def _handle(self, records: list[Record]) -> None:
-        if self._journal is not None:
-            self._journal.sync()  # bounds what a crash of the machine could lose
         requests: list[Row] = []
         files: list[Row] = []
         for start in range(0, len(records), _SLICE):
@@ -546,7 +550,12 @@ class RecordWriter:
         now = time.monotonic()
         if self._down_since is None:
             self._down_since = now
-            if isinstance(exc, StoreUnavailable):
+            advice = advice_for(str(exc))
+            if advice is not None:
+                log.error(
+                    "writer: store unavailable (%s); spooling and retrying. Fix: %s", exc, advice
+                )
+            elif isinstance(exc, StoreUnavailable):
                 log.warning("writer: store unavailable (%s); spooling and retrying", exc)
             else:
                 log.error("writer: store failed; spooling and retrying", exc_info=exc)

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 
 from simple_gateway.providers import Provider, Route
-from simple_gateway.proxy.upstream import Response, UpstreamConnection, split_url
+from simple_gateway.proxy.upstream import Response, UpstreamConnection
 from simple_gateway.records.model import Record
 from simple_gateway.routing.attempts import (
     AttemptLoop,
@@ -218,13 +218,15 @@ class RoutedCall:
             headers["Content-Type"] = "application/json"
             headers["Accept-Encoding"] = "identity"
         else:
-            headers = {k: v for k, v in outgoing.items() if k.lower() != "content-length"}
-            if key and key != client_key:
-                headers = {k: v for k, v in headers.items() if k.lower() not in _KEY_HEADERS}
+            # The client's credential never travels as it came: it may be a gateway key, or a
+            # key already settled for the default provider; only the deployment's key goes.
+            dropped = ("content-length", *_KEY_HEADERS)
+            headers = {k: v for k, v in outgoing.items() if k.lower() not in dropped}
+            if key:
                 headers.update(wire.auth_headers(key))
         headers["Content-Length"] = str(len(call.body))
         provider = self.door.providers[deployment.provider]
-        return Prepared(split_url(provider.upstream_url(call.path)), headers, call.body)
+        return Prepared(provider.target(call.path), headers, call.body)
 
     def transform(self, response: Response) -> BodyTransform | None:
         deployment = self.answered

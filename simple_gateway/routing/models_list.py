@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from simple_gateway.providers import Route
-from simple_gateway.proxy.upstream import Response, UpstreamConnection, split_url
+from simple_gateway.proxy.upstream import Response, UpstreamConnection
 from simple_gateway.records.model import Record
 from simple_gateway.translate.base import BodyTransform, Buffered, dumps
 
@@ -44,7 +44,7 @@ class ModelsListing:
     ) -> tuple[UpstreamConnection, Response]:
         headers = {k: v for k, v in outgoing.items() if k.lower() != "accept-encoding"}
         headers["Accept-Encoding"] = "identity"  # the list is rewritten, so it must be readable
-        target = split_url(self.route.provider.upstream_url(self.route.upstream_path))
+        target = self.route.provider.target(self.route.upstream_path)
         return send(target, "GET", headers, None, None)
 
     def transform(self, response: Response) -> BodyTransform | None:

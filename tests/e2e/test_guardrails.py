@@ -639,3 +639,20 @@ guardrails:
     (row,) = wait_records(lenient, 1)
     run = runs_of(lenient, row["id"])["strict"]
     assert run["verdict"] == "error" and "max_body" in run["error"]
+
+
+def test_a_bad_entry_stops_the_start_once_naming_it(
+    gateway_with: Callable[..., GatewayProcess],
+) -> None:
+    config = """
+guardrails:
+  input:
+    - {name: ok, type: secrets}
+    - {name: broken, type: regex, pattern: "(unclosed"}
+"""
+    with pytest.raises(RuntimeError) as failed:
+        gateway_with(config)
+    message = str(failed.value)
+    assert "guardrails.input[1] (broken): bad regex" in message
+    assert message.count("bad regex") == 1  # said once, by the master, before any worker
+    assert "Traceback" not in message

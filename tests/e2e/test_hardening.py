@@ -10,14 +10,18 @@ import os
 import re
 import signal
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import openai
+import psycopg2  # type: ignore[import-untyped]
 import pytest
 import requests
 
 from tests.e2e.test_records import db_of, query, wait_rows
 from tests.polling import wait_for_count
+from tests.unit.store import postgres_admin_url
 
 STATUS_AUTH = {"Authorization": "Bearer status-token-for-tests"}
 
@@ -175,11 +179,16 @@ def test_records_neither_database_nor_spool_can_take_are_shown_as_held(start_gat
 
         assert wait_for_count(held, 5, timeout=60) == 5
         assert held_in_status() == 5
+        not_ready = requests.get(f"{gateway.url}/ready", timeout=10)
+        assert not_ready.status_code == 503
+        assert not_ready.json()["records"] == "held"
+        assert requests.get(f"{gateway.url}/health", timeout=10).status_code == 200
 
         os.unlink(filler)
         assert wait_rows(db_of(gateway), 6, timeout=60) == 6
         assert wait_for_count(lambda: 1 - held(), 1, timeout=30) == 1
         assert held_in_status() == 0
+        assert requests.get(f"{gateway.url}/ready", timeout=10).status_code == 200
 
 
 def test_a_worker_killed_before_its_writer_flushes_loses_no_record(start_gateway):
@@ -198,3 +207,87 @@ def test_a_worker_killed_before_its_writer_flushes_loses_no_record(start_gateway
     assert sorted(r["request_id"] for r in rows) == sorted(sent)
     assert gateway.worker_pids() != [worker]
     assert "replayed 40 records" in gateway.logs()
+
+
+def test_a_missing_postgresql_database_is_explained_and_records_wait(start_gateway):
+    admin = postgres_admin_url()
+    name = f"sg_missing_{uuid.uuid4().hex[:12]}"
+    url = admin.rsplit("/", 1)[0] + "/" + name
+    gateway = start_gateway({"DATABASE_URL": url})
+    try:
+        assert requests.post(f"{gateway.url}/v1/echo", data=b"{}").status_code == 200
+        ready = requests.get(f"{gateway.url}/ready", timeout=10)
+        assert ready.status_code == 200 and ready.json()["records"] == "spooled"
+
+        def advised() -> int:
+            return int(f"createdb -h 127.0.0.1 -p 5432 {name}" in gateway.logs())
+
+        assert wait_for_count(advised, 1, timeout=30) == 1
+
+        admin_sql(admin, f'CREATE DATABASE "{name}"')
+
+        def stored() -> int:
+            return len(pg_rows(url, "select id from requests"))
+
+        assert wait_for_count(stored, 1, timeout=60) == 1
+        ready = requests.get(f"{gateway.url}/ready", timeout=10)
+        assert ready.status_code == 200 and ready.json()["records"] == "stored"
+    finally:
+        gateway.stop()
+        admin_sql(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def admin_sql(url: str, statement: str) -> None:
+    conn = psycopg2.connect(url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()
+
+
+def pg_rows(url: str, sql: str) -> list[tuple[object, ...]]:
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def test_metrics_folders_left_by_a_killed_gateway_are_removed_at_the_next_start(
+    start_gateway, tmp_path
+):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    killed = start_gateway({"TMPDIR": str(temp)}, name="killed")
+    (left,) = temp.glob("simple-gateway-metrics-*")
+    assert killed.process is not None
+    for pid in [*killed.worker_pids(), killed.process.pid]:
+        os.kill(pid, signal.SIGKILL)
+    killed.process.wait()
+    assert left.exists()
+
+    running = start_gateway({"TMPDIR": str(temp)}, name="next")
+    assert not left.exists()
+    (current,) = temp.glob("simple-gateway-metrics-*")
+    assert requests.get(f"{running.url}/metrics", timeout=10).status_code == 200
+    running.stop()
+    assert not current.exists()
+
+
+def test_the_model_field_of_a_multipart_upload_is_recorded(start_gateway):
+    gateway = start_gateway()
+    audio = os.urandom(3 * 1024 * 1024)
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="sk-test-multipart", max_retries=0)
+    client.audio.transcriptions.create(model="whisper-1", file=("a.mp3", audio, "audio/mpeg"))
+    # The model after the file, as `curl -F file=@a.mp3 -F model=...` sends it.
+    files = [("file", ("b.mp3", audio, "audio/mpeg")), ("model", (None, "gpt-4o-transcribe"))]
+    assert requests.post(f"{gateway.url}/v1/audio/transcriptions", files=files).status_code == 200
+
+    assert wait_rows(db_of(gateway), 2) == 2
+    rows = query(db_of(gateway), "select model, request_file_id from requests order by id")
+    assert [r["model"] for r in rows] == ["whisper-1", "gpt-4o-transcribe"]
+    assert all(r["request_file_id"] for r in rows)  # read from the body's file, in chunks

@@ -694,3 +694,35 @@ def test_a_read_timeout_fails_over_but_never_repeats_on_the_same_deployment(
         _ask(client, "slow")
     assert raised.value.status_code == 504
     assert first.count() == 2  # one attempt: the provider may still be working on it
+
+
+def test_a_stream_cut_short_is_never_retried(start_gateway, tmp_path, pair):
+    first, second = pair
+    first.cut_after = 2
+    models = {
+        "both": [
+            {"provider": "claude-mock", "model": "claude-x", "weight": 1000},
+            {"provider": "second", "model": "b", "weight": 0.001},
+        ]
+    }
+    claude = {"type": "anthropic", "base_url": first.url}
+    providers = {**_pair_providers(first, second), "claude-mock": claude}
+    gateway = start_routed(start_gateway, tmp_path, providers, models, {"retries": 2})
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):  # noqa: SIM117
+        with requests.post(
+            f"{gateway.url}/v1/chat/completions",
+            json={"model": "both", "stream": True, "messages": [{"role": "user", "content": "x"}]},
+            headers={"Authorization": f"Bearer {KEY}"},
+            timeout=10,
+            stream=True,
+        ) as response:
+            assert response.headers["x-gateway-deployment"] == "claude-mock/claude-x"
+            received = bytearray()
+            for chunk in response.iter_content(None):
+                received += chunk
+    assert b"chat.completion.chunk" in received and b"[DONE]" not in received
+    assert (first.count(), second.count()) == (1, 0)
+    rows = rows_when(
+        db_of(gateway), "select * from requests where outcome = 'upstream_interrupted'", 1
+    )
+    assert rows[0]["attempts"] == 1 and "[DONE]" not in (rows[0]["response_body"] or "")

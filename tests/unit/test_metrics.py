@@ -137,3 +137,38 @@ def test_prepare_multiprocess_dir_clears_old_values_only(tmp_path: Path) -> None
     (directory / "notes.txt").write_text("mine")
     prepare_multiprocess_dir(directory)
     assert [p.name for p in directory.iterdir()] == ["notes.txt"]
+
+
+def test_stale_multiprocess_folders_of_dead_masters_are_removed(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from simple_gateway.metrics import TEMP_DIR_PREFIX, _identity, remove_stale_multiprocess_dirs
+
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(open(f'/proc/{os.getpid()}/stat').read())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(child.stdout.split()[0])
+    dead_start = child.stdout.rsplit(")", 1)[1].split()[19]
+
+    def folder(name, owner):
+        path = tmp_path / name
+        path.mkdir()
+        if owner is not None:
+            (path / "owner").write_text(owner)
+        return path
+
+    mine = _identity(os.getpid())
+    dead = folder(f"{TEMP_DIR_PREFIX}dead", f"{dead_pid} {dead_start}")
+    reused = folder(f"{TEMP_DIR_PREFIX}reused", f"{os.getpid()} 1")  # same pid, other process
+    live = folder(f"{TEMP_DIR_PREFIX}live", mine)
+    unknown = folder(f"{TEMP_DIR_PREFIX}unknown", None)
+    foreign = folder("someone-elses-folder", f"{dead_pid} {dead_start}")
+
+    assert sorted(remove_stale_multiprocess_dirs(tmp_path)) == sorted([dead, reused])
+    assert not dead.exists() and not reused.exists()
+    assert live.exists() and unknown.exists() and foreign.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 import time
@@ -340,3 +341,44 @@ def test_attempt_rows_are_written_with_their_request_through_the_spool(tmp_path:
     store.close()
     with sqlite3.connect(tmp_path / "g.db") as conn:
         assert conn.execute("select count(*) from attempts").fetchone() == (0,)
+
+
+class GatewayHeldKeys:
+    """As with gateway keys on: each provider gets the gateway's key for it, or none."""
+
+    def key_for(self, provider: str, client_key: str | None) -> str | None:
+        return {"anthropic": "sk-ant-held", "openai": "sk-oai-held"}.get(provider)
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("anthropic/claude-x", {"x-api-key": "sk-ant-held"}),
+        ("openai/gpt-4o", {"Authorization": "Bearer sk-oai-held"}),
+        ("ollama/llama3.2", {}),  # keyless: no credential at all, never the client's
+    ],
+)
+def test_a_routed_call_carries_only_its_deployments_key(
+    model: str, expected: dict[str, str]
+) -> None:
+    providers = {name: Provider(name) for name in PROVIDERS}
+    front = FrontDoor(
+        parse_models(None, None, PROVIDERS),
+        providers,  # type: ignore[arg-type]
+        PROVIDERS,
+        providers["openai"],  # type: ignore[arg-type]
+        keys=GatewayHeldKeys(),
+    )
+    route = Route(providers["openai"], "/v1/chat/completions")  # type: ignore[arg-type]
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]})
+    routed, _ = front.plan("/v1/chat/completions", route, "POST", body.encode())
+    assert isinstance(routed, RoutedCall)
+    outgoing = {"Authorization": "Bearer sk-gw-team1", "api-key": "x", "User-Agent": "t"}
+    prepared = routed._prepare(routed.deployments[0], outgoing)
+    credentials = {
+        k: v
+        for k, v in prepared.headers.items()
+        if k.lower() in ("authorization", "x-api-key", "api-key", "x-goog-api-key")
+    }
+    assert credentials == expected
+    assert prepared.headers["User-Agent"] == "t"

@@ -22,13 +22,13 @@ def check(tmp_path: Path, yaml: str = "", env: dict[str, str] | None = None) -> 
         (
             "providers:\n  ollama:\n    type: compatble\n    base_url: http://x:1\n",
             {},
-            "providers.ollama.type: unknown type 'compatble' (known: anthropic, compatible",
+            "providers.ollama.type: unknown type 'compatble' (known: anthropic, azure, compatible",
         ),
         (
             "providers:\n  ollama:\n    bse_url: http://x:1\n",
             {},
             "providers.ollama: unknown key 'bse_url' for type 'compatible' "
-            "(known: base_url, prefix, type)",
+            "(known: api_key, base_url, ca_bundle, client_cert, client_key, connect_timeout, ",
         ),
         ("providers:\n  ollama:\n    type: compatible\n", {}, "providers.ollama.base_url: missing"),
         ("prices:\n  gpt-x: {input: cheap, output: 1}\n", {}, "prices: "),

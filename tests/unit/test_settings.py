@@ -188,3 +188,12 @@ def test_summary_is_plain_json_with_trusted_proxies(tmp_path):
         "10.0.0.0/8",
         "::1/128",
     ]
+
+
+def test_secret_settings_are_recognised_in_the_plural_too():
+    from simple_gateway.settings import is_secret_setting
+
+    for name in ("STATUS_TOKEN", "METRICS_TOKEN", "ADMIN_PASSWORD", "GATEWAY_API_KEYS"):
+        assert is_secret_setting(name), name
+    for name in ("WRITER_BATCH_SIZE", "RETENTION_MAX_ROWS", "TRUSTED_PROXIES", "METRICS_ENABLED"):
+        assert not is_secret_setting(name), name

@@ -12,6 +12,8 @@ DEFAULT_REDACTION = "[REDACTED]"
 class PatternCheck:
     """Blocks on a match, redacts each match with `replacement`, or replaces the whole text."""
 
+    blocking = False  # local and quick: run in the request thread
+
     def __init__(self, options: Options, pattern: re.Pattern[str], what: str) -> None:
         self.name = options.name
         self.stage = options.stage

@@ -10,6 +10,8 @@ from simple_gateway.guardrails.base import Options, Subject, Verdict, action_of
 
 
 class JSONSchema:
+    blocking = False  # local and quick: run in the request thread
+
     def __init__(self, options: Options) -> None:
         self.name = options.name
         self.stage = options.stage

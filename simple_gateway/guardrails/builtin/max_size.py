@@ -14,6 +14,8 @@ CHARS_PER_TOKEN = 4
 
 
 class MaxSize:
+    blocking = False  # local and quick: run in the request thread
+
     def __init__(self, options: Options) -> None:
         self.name = options.name
         self.stage = options.stage

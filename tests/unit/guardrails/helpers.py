@@ -21,6 +21,9 @@ class FakeHTTP:
         self.posts.append((url, payload, timeout, headers))
         return self.answer(payload) if callable(self.answer) else self.answer
 
+    def close(self) -> None:
+        pass
+
 
 PROVIDERS = {
     "openai": ProviderConfig("openai", "openai", "http://mock.invalid", {}),

@@ -144,3 +144,22 @@ def test_a_verdict_of_the_wrong_shape_is_an_error(pipeline: Any) -> None:
     finally:
         executors.stop()
     assert result.unavailable and "one text per part" in result.runs[0].error
+
+
+def test_a_group_of_local_checks_runs_in_the_calling_thread_and_stops_at_a_failure() -> None:
+    built = config(
+        {
+            "input": [
+                {"name": "words", "type": "keywords", "words": ["stop"]},
+                {"name": "pii", "type": "pii", "action": "redact"},
+                {"name": "later", "type": "secrets", "priority": 1},
+            ]
+        }
+    )
+    executors = Executors(built.priorities(), 2)  # never started: nothing may need it
+    result = Pipeline(built.input, executors).run(subject("please stop", "a@b.io"))
+    assert verdicts(result) == {"words": "block", "pii": "cancelled"}
+    result = Pipeline(built.input, executors).run(subject("go", "a@b.io"))
+    assert result.parts == ("go", "<EMAIL>")
+    assert verdicts(result) == {"words": "pass", "pii": "redact", "later": "pass"}
+    assert executors._pools == {}

@@ -102,6 +102,9 @@ def test_secrets_never_reach_the_journal(tmp_path: Path) -> None:
             content_type="application/json",
         ),
         response_body=BodyCapture(inline=f"echo {key}".encode()),
+        request_headers={"x-echo-body": f'{{"message": "bad key {key}"}}'},
+        response_headers={"x-echo": key},
+        error_message=f"provider said {key}",
     )
     journal = Journal(tmp_path)
     journal.open()

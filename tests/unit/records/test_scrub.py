@@ -10,7 +10,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from simple_gateway.records.blobs import BlobStore
-from simple_gateway.records.model import BodyCapture, FileRef, Record
+from simple_gateway.records.model import BodyCapture, FileRef, GuardrailRun, Record
 from simple_gateway.records.scrub import SecretScrubber
 from simple_gateway.redaction import fingerprint
 
@@ -46,6 +46,9 @@ def test_each_encoding_of_a_secret_is_scrubbed_everywhere(tmp_path: Path, echo: 
     record.response_text = f"text {echo}"
     record.error_message = f"upstream said {echo}"
     record.response_headers = {"x-echo": echo}
+    run = GuardrailRun("g1", 0, "pii", "regex", "output", 1, "replace", True, 1.0)
+    run.original_text, run.reason = f"reply {echo}", f"found {echo}"
+    record.guardrail_runs = [run]
     record.secrets = [SECRET, "sk-proj_Ab12"]
 
     SecretScrubber(blobs)(record)
@@ -57,6 +60,8 @@ def test_each_encoding_of_a_secret_is_scrubbed_everywhere(tmp_path: Path, echo: 
         record.response_text,
         record.error_message,
         record.response_headers["x-echo"],
+        run.original_text,
+        run.reason,
     ]
     for text in kept:
         assert SHOWN in text, text
