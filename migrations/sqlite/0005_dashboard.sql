@@ -75,7 +75,7 @@ CREATE TABLE usage_rollup (
     d13             INTEGER NOT NULL DEFAULT 0,  -- duration in [100000, 250000) ms
     d14             INTEGER NOT NULL DEFAULT 0,  -- duration in [250000, inf) ms
     PRIMARY KEY (minute, provider, model)
-);
+) WITHOUT ROWID;  -- rows stored in key order: a range of minutes is read in one pass
 
 CREATE TRIGGER requests_rollup_insert AFTER INSERT ON requests BEGIN
     INSERT INTO usage_rollup (minute, provider, model, requests, errors, input_tokens, output_tokens, cost_usd, unpriced, duration_ms_sum, d00, d01, d02, d03, d04, d05, d06, d07, d08, d09, d10, d11, d12, d13, d14)
