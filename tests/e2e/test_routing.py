@@ -57,13 +57,14 @@ def start_routed(
     models: dict[str, Any],
     routing: dict[str, Any] | None = None,
     name: str = "gw",
+    env: dict[str, str] | None = None,
 ) -> GatewayProcess:
     config = {"providers": providers, "models": models}
     if routing is not None:
         config["routing"] = routing
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
-    return start_gateway({"GATEWAY_CONFIG": str(path)}, name=name)
+    return start_gateway({"GATEWAY_CONFIG": str(path), **(env or {})}, name=name)
 
 
 _clients: dict[str, openai.OpenAI] = {}
@@ -726,3 +727,43 @@ def test_a_stream_cut_short_is_never_retried(start_gateway, tmp_path, pair):
         db_of(gateway), "select * from requests where outcome = 'upstream_interrupted'", 1
     )
     assert rows[0]["attempts"] == 1 and "[DONE]" not in (rows[0]["response_body"] or "")
+
+
+def test_gateway_keys_put_each_deployments_own_key_upstream(start_gateway, tmp_path, pair):
+    first, second = pair
+    providers = {
+        "claude-mock": {"type": "anthropic", "base_url": first.url, "api_key": "sk-ant-held-1"},
+        "azure-mock": {
+            "type": "azure",
+            "base_url": second.url,
+            "api_key": "azure-held-key-1",
+            "api_version": "2024-10-21",
+        },
+    }
+    models = {
+        "team": [{"provider": "claude-mock", "model": "claude-x"}],
+        "az": [{"provider": "azure-mock", "model": "gpt4o-deployment"}],
+    }
+    gateway = start_routed(
+        start_gateway, tmp_path, providers, models, env={"GATEWAY_API_KEYS": "sk-gw-team1"}
+    )
+    with pytest.raises(openai.AuthenticationError):
+        _ask(client_of(gateway), "team")  # the test's own key is no gateway key
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="sk-gw-team1", max_retries=0)
+    try:
+        assert _ask(client, "team") == ("claude-mock/claude-x", "Hello from first")
+        assert _ask(client, "az") == ("azure-mock/gpt4o-deployment", "Hello from second")
+    finally:
+        client.close()
+    sent = first.received[-1]
+    assert sent.headers["x-api-key"] == "sk-ant-held-1"
+    assert "Authorization" not in sent.headers
+    azure = second.received[-1]
+    assert azure.path == "/openai/deployments/gpt4o-deployment/chat/completions"
+    assert azure.query == "api-version=2024-10-21"
+    assert azure.headers["api-key"] == "azure-held-key-1"
+    assert "Authorization" not in azure.headers
+    rows = rows_when(db_of(gateway), "select * from requests where alias is not null", 2)
+    stored = json.dumps([dict(r) for r in rows])
+    assert "sk-ant-held-1" not in stored and "azure-held-key-1" not in stored
+    assert "sk-gw-team1" not in stored
