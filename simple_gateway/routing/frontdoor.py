@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 
+from simple_gateway import errors
 from simple_gateway.providers import Provider, Route
 from simple_gateway.providers.base import UpstreamRequest
 from simple_gateway.proxy.upstream import Response, UpstreamConnection
@@ -224,6 +225,11 @@ class RoutedCall:
             headers = {k: v for k, v in outgoing.items() if k.lower() not in dropped}
         headers["Content-Length"] = str(len(call.body))
         provider = self.door.providers[deployment.provider]
+        if key is None and provider.has_keys:  # no gateway key, and the client sent none
+            raise errors.InvalidApiKey(
+                f"provider '{provider.name}' needs an API key: send your own key, or ask for a "
+                "gateway key (the gateway uses its provider keys only for gateway-key holders)"
+            )
         request = UpstreamRequest(call.path, headers)
         provider.replace_credentials(request, key)  # the key in this provider's own place
         provider.prepare(request)  # its static headers, version defaults, path conventions

@@ -377,3 +377,21 @@ def test_a_routed_call_carries_only_its_deployments_key(
     }
     assert credentials == expected
     assert prepared.headers["User-Agent"] == "t"
+
+
+def test_without_gateway_keys_a_keyless_request_never_spends_a_held_key() -> None:
+    register_builtin_types()
+    held = {
+        **PROVIDERS,
+        "anthropic": ProviderConfig("anthropic", "anthropic", "http://a:1", {"api_key": "sk-held"}),
+    }
+    providers = {name: build_provider(config) for name, config in held.items()}
+    front = FrontDoor(parse_models(None, None, held), providers, held, providers["openai"])
+    route = Route(providers["openai"], "/v1/chat/completions")
+    body = b'{"model": "anthropic/claude-x", "messages": [{"role": "user", "content": "hi"}]}'
+    routed, _ = front.plan("/v1/chat/completions", route, "POST", body)
+    assert isinstance(routed, RoutedCall)
+    with pytest.raises(errors.InvalidApiKey, match="needs an API key"):
+        routed._prepare(routed.deployments[0], {"User-Agent": "t"})
+    prepared = routed._prepare(routed.deployments[0], {"Authorization": "Bearer sk-own-key"})
+    assert prepared.headers["x-api-key"] == "sk-own-key"
