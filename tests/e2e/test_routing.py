@@ -767,3 +767,71 @@ def test_gateway_keys_put_each_deployments_own_key_upstream(start_gateway, tmp_p
     stored = json.dumps([dict(r) for r in rows])
     assert "sk-ant-held-1" not in stored and "azure-held-key-1" not in stored
     assert "sk-gw-team1" not in stored
+
+
+ISSUE_YAML = """
+providers:
+  anthropic: {api_key: "${ANTHROPIC_API_KEY}"}
+  gemini:    {api_key: "${GEMINI_API_KEY}"}
+  azure:     {type: azure, base_url: "https://myres.openai.azure.com", api_key: "${AZURE_API_KEY}", api_version: "2024-10-21"}
+  ollama:    {type: compatible, base_url: "http://127.0.0.1:11434"}
+models:
+  smart:                                   # a name clients use
+    - {provider: openai, model: gpt-4o, weight: 3}
+    - {provider: anthropic, model: claude-sonnet-4-5, weight: 1}
+  fast:
+    - {provider: ollama, model: llama3.2}
+    - {provider: openai, model: gpt-4o-mini, fallback: true}   # used only when the others fail
+routing: {retries: 2, cooldown: 30s}
+"""  # noqa: E501 (the configuration as the documentation gives it)
+
+
+def test_the_documented_configuration_works_with_only_a_gateway_key(start_gateway, tmp_path):
+    with (
+        ProviderMock("openai") as oa,
+        ProviderMock("anthropic") as an,
+        ProviderMock("gemini") as ge,
+        ProviderMock("ollama") as ol,
+    ):
+        config = tmp_path / "gateway.yaml"
+        config.write_text(ISSUE_YAML)
+        env = {
+            "GATEWAY_CONFIG": str(config),
+            "GATEWAY_API_KEYS": "sk-gw-team1",
+            "ANTHROPIC_API_KEY": "sk-ant-real-1",
+            "GEMINI_API_KEY": "gem-real-key-1",
+            "AZURE_API_KEY": "azure-real-key-1",
+            "OPENAI_UPSTREAM_URL": oa.url,
+            "ANTHROPIC_UPSTREAM_URL": an.url,
+            "GEMINI_UPSTREAM_URL": ge.url,
+            "OLLAMA_UPSTREAM_URL": ol.url,
+        }
+        gateway = start_gateway(env, name="issue")
+        client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="sk-gw-team1", max_retries=0)
+        try:
+            for _ in range(8):
+                deployment, text = _ask(client, "smart")
+                assert (deployment, text) in {
+                    ("openai/gpt-4o", "Hello from openai"),
+                    ("anthropic/claude-sonnet-4-5", "Hello from anthropic"),
+                }
+            assert _ask(client, "fast") == ("ollama/llama3.2", "Hello from ollama")
+            for model in ("anthropic/claude-sonnet-4-5", "gemini/gemini-2.5-flash"):
+                stream = client.chat.completions.create(
+                    model=model,
+                    messages=[{"role": "user", "content": "weather?"}],
+                    tools=[WEATHER_TOOL],
+                    stream=True,
+                )
+                calls = [
+                    call
+                    for chunk in stream
+                    for choice in chunk.choices
+                    for call in choice.delta.tool_calls or []
+                ]
+                assert calls[0].function.name == "get_weather"
+        finally:
+            client.close()
+        assert an.received[-1].headers["x-api-key"] == "sk-ant-real-1"
+        assert ge.received[-1].headers["x-goog-api-key"] == "gem-real-key-1"
+        assert "sk-gw-team1" not in json.dumps([r.headers for r in ol.received])
