@@ -84,6 +84,7 @@ class ProviderMock:
         app.router.add_post("/v1/messages", self._anthropic)
         app.router.add_post("/v1beta/models/{call}", self._gemini)
         app.router.add_post("/v1/chat/completions", self._openai_chat)
+        app.router.add_post("/openai/deployments/{name}/chat/completions", self._openai_chat)
         app.router.add_post("/v1/embeddings", self._openai_embeddings)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

@@ -16,7 +16,9 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 
+from simple_gateway import errors
 from simple_gateway.providers import Provider, Route
+from simple_gateway.providers.base import UpstreamRequest
 from simple_gateway.proxy.upstream import Response, UpstreamConnection
 from simple_gateway.records.model import Record
 from simple_gateway.routing.attempts import (
@@ -168,6 +170,7 @@ class RoutedCall:
         self.alias = alias
         self.deployments = deployments
         self.answered: Deployment | None = None
+        self.secrets: list[str] = []  # keys put in upstream, to scrub from the record
 
     def send(
         self, send: SendFn, stopped: Stopped, record: Record, outgoing: dict[str, str]
@@ -177,6 +180,7 @@ class RoutedCall:
         order = attempt_order(self.deployments, door.cooldowns, door.rng)
         sequence = attempt_sequence(order, door.config.routing.retries)
         prepared = {d.name: self._prepare(d, outgoing) for d in order}  # a 400 before any send
+        record.secrets += self.secrets
         loop = AttemptLoop(door.config.routing, door.cooldowns, door.observer, door.rng, stopped)
         try:
             deployment, conn, response = loop.run(
@@ -208,25 +212,30 @@ class RoutedCall:
         wire = format_for(deployment.provider_type)
         assert wire is not None  # checked when the configuration was built
         call = wire.request(self.kind, self.request, deployment.model, deployment.max_tokens)
-        client_key = _client_key(outgoing)
-        key = self.door.keys.key_for(deployment.provider, client_key)
+        key = self.door.keys.key_for(deployment.provider, _client_key(outgoing))
+        # The client's credential never travels as it came: it may be a gateway key, or a
+        # key already settled for the default provider; only the deployment's key goes.
         if call.translated:
             headers = {k: v for k, v in outgoing.items() if k.lower() not in _CLIENT_ONLY}
-            if key:
-                headers.update(wire.auth_headers(key))
             headers.update(call.headers)
             headers["Content-Type"] = "application/json"
             headers["Accept-Encoding"] = "identity"
         else:
-            # The client's credential never travels as it came: it may be a gateway key, or a
-            # key already settled for the default provider; only the deployment's key goes.
             dropped = ("content-length", *_KEY_HEADERS)
             headers = {k: v for k, v in outgoing.items() if k.lower() not in dropped}
-            if key:
-                headers.update(wire.auth_headers(key))
         headers["Content-Length"] = str(len(call.body))
         provider = self.door.providers[deployment.provider]
-        return Prepared(provider.target(call.path), headers, call.body)
+        if key is None and provider.has_keys:  # no gateway key, and the client sent none
+            raise errors.InvalidApiKey(
+                f"provider '{provider.name}' needs an API key: send your own key, or ask for a "
+                "gateway key (the gateway uses its provider keys only for gateway-key holders)"
+            )
+        request = UpstreamRequest(call.path, headers)
+        provider.replace_credentials(request, key)  # the key in this provider's own place
+        provider.prepare(request)  # its static headers, version defaults, path conventions
+        if key:
+            self.secrets.append(key)
+        return Prepared(provider.target(request.path), request.headers, call.body)
 
     def transform(self, response: Response) -> BodyTransform | None:
         deployment = self.answered

@@ -42,10 +42,6 @@ class WireFormat(Protocol):
         """The transform of the upstream reply into the client's format; None: verbatim."""
         ...
 
-    def auth_headers(self, key: str) -> dict[str, str]:
-        """Headers that carry a provider key upstream."""
-        ...
-
 
 def _include_usage(body: JSON) -> bool:
     options = body.get("stream_options")
@@ -66,8 +62,16 @@ class OpenAIFormat:
     ) -> BodyTransform | None:
         return None
 
-    def auth_headers(self, key: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {key}"}
+
+class AzureFormat(OpenAIFormat):
+    """Azure OpenAI: the deployment is named in the path (`api-version` comes from the provider)."""
+
+    name = "azure"
+
+    def request(self, kind: str, body: JSON, model: str, max_tokens: int) -> UpstreamCall:
+        endpoint = "chat/completions" if kind == CHAT else "embeddings"
+        path = f"/openai/deployments/{model}/{endpoint}"
+        return UpstreamCall(path, dumps({**body, "model": model}), translated=False)
 
 
 class AnthropicFormat:
@@ -88,9 +92,6 @@ class AnthropicFormat:
         if content_type.startswith("text/event-stream"):
             return anthropic_response.StreamToChunks(_include_usage(body))
         return Buffered(anthropic_response.message_to_completion)
-
-    def auth_headers(self, key: str) -> dict[str, str]:
-        return {"x-api-key": key}
 
 
 class GeminiFormat:
@@ -121,9 +122,6 @@ class GeminiFormat:
             return gemini_response.StreamToChunks(model, _include_usage(body))
         return Buffered(gemini_response.response_to_completion(model))
 
-    def auth_headers(self, key: str) -> dict[str, str]:
-        return {"x-goog-api-key": key}
-
 
 _FORMATS: dict[str, WireFormat] = {}
 
@@ -141,5 +139,6 @@ def register_builtin_formats() -> None:
     openai = OpenAIFormat()
     for provider_type in ("openai", "compatible"):
         register_format(provider_type, openai)
+    register_format("azure", AzureFormat())
     register_format("anthropic", AnthropicFormat())
     register_format("gemini", GeminiFormat())

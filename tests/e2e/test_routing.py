@@ -57,13 +57,14 @@ def start_routed(
     models: dict[str, Any],
     routing: dict[str, Any] | None = None,
     name: str = "gw",
+    env: dict[str, str] | None = None,
 ) -> GatewayProcess:
     config = {"providers": providers, "models": models}
     if routing is not None:
         config["routing"] = routing
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
-    return start_gateway({"GATEWAY_CONFIG": str(path)}, name=name)
+    return start_gateway({"GATEWAY_CONFIG": str(path), **(env or {})}, name=name)
 
 
 _clients: dict[str, openai.OpenAI] = {}
@@ -726,3 +727,111 @@ def test_a_stream_cut_short_is_never_retried(start_gateway, tmp_path, pair):
         db_of(gateway), "select * from requests where outcome = 'upstream_interrupted'", 1
     )
     assert rows[0]["attempts"] == 1 and "[DONE]" not in (rows[0]["response_body"] or "")
+
+
+def test_gateway_keys_put_each_deployments_own_key_upstream(start_gateway, tmp_path, pair):
+    first, second = pair
+    providers = {
+        "claude-mock": {"type": "anthropic", "base_url": first.url, "api_key": "sk-ant-held-1"},
+        "azure-mock": {
+            "type": "azure",
+            "base_url": second.url,
+            "api_key": "azure-held-key-1",
+            "api_version": "2024-10-21",
+        },
+    }
+    models = {
+        "team": [{"provider": "claude-mock", "model": "claude-x"}],
+        "az": [{"provider": "azure-mock", "model": "gpt4o-deployment"}],
+    }
+    gateway = start_routed(
+        start_gateway, tmp_path, providers, models, env={"GATEWAY_API_KEYS": "sk-gw-team1"}
+    )
+    with pytest.raises(openai.AuthenticationError):
+        _ask(client_of(gateway), "team")  # the test's own key is no gateway key
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="sk-gw-team1", max_retries=0)
+    try:
+        assert _ask(client, "team") == ("claude-mock/claude-x", "Hello from first")
+        assert _ask(client, "az") == ("azure-mock/gpt4o-deployment", "Hello from second")
+    finally:
+        client.close()
+    sent = first.received[-1]
+    assert sent.headers["x-api-key"] == "sk-ant-held-1"
+    assert "Authorization" not in sent.headers
+    azure = second.received[-1]
+    assert azure.path == "/openai/deployments/gpt4o-deployment/chat/completions"
+    assert azure.query == "api-version=2024-10-21"
+    assert azure.headers["api-key"] == "azure-held-key-1"
+    assert "Authorization" not in azure.headers
+    rows = rows_when(db_of(gateway), "select * from requests where alias is not null", 2)
+    stored = json.dumps([dict(r) for r in rows])
+    assert "sk-ant-held-1" not in stored and "azure-held-key-1" not in stored
+    assert "sk-gw-team1" not in stored
+
+
+ISSUE_YAML = """
+providers:
+  anthropic: {api_key: "${ANTHROPIC_API_KEY}"}
+  gemini:    {api_key: "${GEMINI_API_KEY}"}
+  azure:     {type: azure, base_url: "https://myres.openai.azure.com", api_key: "${AZURE_API_KEY}", api_version: "2024-10-21"}
+  ollama:    {type: compatible, base_url: "http://127.0.0.1:11434"}
+models:
+  smart:                                   # a name clients use
+    - {provider: openai, model: gpt-4o, weight: 3}
+    - {provider: anthropic, model: claude-sonnet-4-5, weight: 1}
+  fast:
+    - {provider: ollama, model: llama3.2}
+    - {provider: openai, model: gpt-4o-mini, fallback: true}   # used only when the others fail
+routing: {retries: 2, cooldown: 30s}
+"""  # noqa: E501 (the configuration as the documentation gives it)
+
+
+def test_the_documented_configuration_works_with_only_a_gateway_key(start_gateway, tmp_path):
+    with (
+        ProviderMock("openai") as oa,
+        ProviderMock("anthropic") as an,
+        ProviderMock("gemini") as ge,
+        ProviderMock("ollama") as ol,
+    ):
+        config = tmp_path / "gateway.yaml"
+        config.write_text(ISSUE_YAML)
+        env = {
+            "GATEWAY_CONFIG": str(config),
+            "GATEWAY_API_KEYS": "sk-gw-team1",
+            "ANTHROPIC_API_KEY": "sk-ant-real-1",
+            "GEMINI_API_KEY": "gem-real-key-1",
+            "AZURE_API_KEY": "azure-real-key-1",
+            "OPENAI_UPSTREAM_URL": oa.url,
+            "ANTHROPIC_UPSTREAM_URL": an.url,
+            "GEMINI_UPSTREAM_URL": ge.url,
+            "OLLAMA_UPSTREAM_URL": ol.url,
+        }
+        gateway = start_gateway(env, name="issue")
+        client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="sk-gw-team1", max_retries=0)
+        try:
+            for _ in range(8):
+                deployment, text = _ask(client, "smart")
+                assert (deployment, text) in {
+                    ("openai/gpt-4o", "Hello from openai"),
+                    ("anthropic/claude-sonnet-4-5", "Hello from anthropic"),
+                }
+            assert _ask(client, "fast") == ("ollama/llama3.2", "Hello from ollama")
+            for model in ("anthropic/claude-sonnet-4-5", "gemini/gemini-2.5-flash"):
+                stream = client.chat.completions.create(
+                    model=model,
+                    messages=[{"role": "user", "content": "weather?"}],
+                    tools=[WEATHER_TOOL],
+                    stream=True,
+                )
+                calls = [
+                    call
+                    for chunk in stream
+                    for choice in chunk.choices
+                    for call in choice.delta.tool_calls or []
+                ]
+                assert calls[0].function.name == "get_weather"
+        finally:
+            client.close()
+        assert an.received[-1].headers["x-api-key"] == "sk-ant-real-1"
+        assert ge.received[-1].headers["x-goog-api-key"] == "gem-real-key-1"
+        assert "sk-gw-team1" not in json.dumps([r.headers for r in ol.received])

@@ -14,8 +14,8 @@ import pytest
 
 from simple_gateway import errors
 from simple_gateway.preflight import preflight
-from simple_gateway.providers import Route
-from simple_gateway.proxy.upstream import Target, split_url
+from simple_gateway.providers import Route, build_provider, register_builtin_types
+from simple_gateway.proxy.upstream import Target
 from simple_gateway.records.model import AttemptRow
 from simple_gateway.routing.attempts import AttemptLoop, Prepared, attempt_sequence
 from simple_gateway.routing.choice import Cooldowns, attempt_order, weighted_order
@@ -262,27 +262,19 @@ def test_the_last_attempt_passes_the_providers_answer_on() -> None:
 # The front door
 
 
-class Provider:
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.base_url = f"http://{name}:1"
-        self.prefix = f"/{name}"
-
-    def upstream_url(self, path: str) -> str:
-        return self.base_url + path
-
-    def target(self, path: str) -> Target:
-        return split_url(self.upstream_url(path))
+def real_providers() -> dict[str, Any]:
+    register_builtin_types()
+    return {name: build_provider(config) for name, config in PROVIDERS.items()}
 
 
 def door(models: Any = None) -> FrontDoor:
-    providers = {name: Provider(name) for name in PROVIDERS}
+    providers = real_providers()
     config = parse_models(models, None, PROVIDERS)
     return FrontDoor(config, providers, PROVIDERS, providers["openai"])  # type: ignore[arg-type]
 
 
 def test_plain_requests_are_not_taken_over() -> None:
-    route = Route(Provider("openai"), "/v1/chat/completions")  # type: ignore[arg-type]
+    route = Route(real_providers()["openai"], "/v1/chat/completions")
     front = door()
     plain = b'{"model": "gpt-4o", "messages": []}'
     assert front.plan("/v1/chat/completions", route, "POST", plain) == (None, plain)
@@ -298,7 +290,7 @@ def test_plain_requests_are_not_taken_over() -> None:
 
 
 def test_aliases_and_streamed_bodies_are_taken_over() -> None:
-    route = Route(Provider("openai"), "/v1/chat/completions")  # type: ignore[arg-type]
+    route = Route(real_providers()["openai"], "/v1/chat/completions")
     front = door({"smart": [{"provider": "gemini", "model": "gemini-2.5-flash"}]})
     body = b'{"model": "smart", "messages": []}'
     routed, data = front.plan("/v1/chat/completions", route, "POST", iter([body[:10], body[10:]]))
@@ -364,7 +356,7 @@ class GatewayHeldKeys:
 def test_a_routed_call_carries_only_its_deployments_key(
     model: str, expected: dict[str, str]
 ) -> None:
-    providers = {name: Provider(name) for name in PROVIDERS}
+    providers = real_providers()
     front = FrontDoor(
         parse_models(None, None, PROVIDERS),
         providers,  # type: ignore[arg-type]
@@ -372,7 +364,7 @@ def test_a_routed_call_carries_only_its_deployments_key(
         providers["openai"],  # type: ignore[arg-type]
         keys=GatewayHeldKeys(),
     )
-    route = Route(providers["openai"], "/v1/chat/completions")  # type: ignore[arg-type]
+    route = Route(providers["openai"], "/v1/chat/completions")
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]})
     routed, _ = front.plan("/v1/chat/completions", route, "POST", body.encode())
     assert isinstance(routed, RoutedCall)
@@ -385,3 +377,21 @@ def test_a_routed_call_carries_only_its_deployments_key(
     }
     assert credentials == expected
     assert prepared.headers["User-Agent"] == "t"
+
+
+def test_without_gateway_keys_a_keyless_request_never_spends_a_held_key() -> None:
+    register_builtin_types()
+    held = {
+        **PROVIDERS,
+        "anthropic": ProviderConfig("anthropic", "anthropic", "http://a:1", {"api_key": "sk-held"}),
+    }
+    providers = {name: build_provider(config) for name, config in held.items()}
+    front = FrontDoor(parse_models(None, None, held), providers, held, providers["openai"])
+    route = Route(providers["openai"], "/v1/chat/completions")
+    body = b'{"model": "anthropic/claude-x", "messages": [{"role": "user", "content": "hi"}]}'
+    routed, _ = front.plan("/v1/chat/completions", route, "POST", body)
+    assert isinstance(routed, RoutedCall)
+    with pytest.raises(errors.InvalidApiKey, match="needs an API key"):
+        routed._prepare(routed.deployments[0], {"User-Agent": "t"})
+    prepared = routed._prepare(routed.deployments[0], {"Authorization": "Bearer sk-own-key"})
+    assert prepared.headers["x-api-key"] == "sk-own-key"
