@@ -28,7 +28,7 @@ from simple_gateway.providers import Provider, Route
 from simple_gateway.proxy.capture import BodyTap
 from simple_gateway.proxy.client_addr import client_address
 from simple_gateway.proxy.exchange import Exchange, LiveExchanges
-from simple_gateway.proxy.headers import request_headers, strip_hop_by_hop
+from simple_gateway.proxy.headers import CREDENTIAL_HEADERS, request_headers, strip_hop_by_hop
 from simple_gateway.proxy.upstream import (
     ConnectFailed,
     Response,
@@ -153,7 +153,8 @@ class Forwarder:
         if self.front_door is not None:  # model aliases and provider/model names
             routed, body = self.front_door.plan(record.path, route, record.method, body)
         # Credentials settled, the provider's static headers and version defaults added.
-        upstream = admission.apply(self._outgoing_headers(headers))
+        client_outgoing = self._outgoing_headers(headers)
+        upstream = admission.apply(dict(client_outgoing))
         record.model = upstream.model or record.model
         record.secrets += upstream.secrets
         outgoing = upstream.headers
@@ -165,7 +166,9 @@ class Forwarder:
                     exchange, target, environ["REQUEST_METHOD"], outgoing, body
                 )
             else:
-                conn, response = self._send_routed(exchange, record, routed, outgoing)
+                # A deployment gets its own provider's static headers, never the route's.
+                settled = _with_settled_credentials(client_outgoing, outgoing)
+                conn, response = self._send_routed(exchange, record, routed, settled)
         finally:
             if tap is not None:
                 record.request_body = tap.finish()
@@ -527,6 +530,13 @@ class ResponseBody:
 
 class _Stopped(Exception):
     """The exchange was stopped by another thread before the provider answered."""
+
+
+def _with_settled_credentials(client: dict[str, str], settled: dict[str, str]) -> dict[str, str]:
+    """The client's headers, with the credential headers as the gateway settled them."""
+    headers = {k: v for k, v in client.items() if k.lower() not in CREDENTIAL_HEADERS}
+    headers.update((k, v) for k, v in settled.items() if k.lower() in CREDENTIAL_HEADERS)
+    return headers
 
 
 def _content_length(environ: dict[str, Any]) -> int | None:

@@ -27,6 +27,9 @@ HOP_BY_HOP = frozenset(
     }
 )
 
+# Where a request carries its key, on every provider type (lower case).
+CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key"})
+
 _ENVIRON_NAMES: dict[str, str] = {}
 
 

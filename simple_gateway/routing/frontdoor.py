@@ -19,6 +19,7 @@ from typing import Protocol
 from simple_gateway import errors
 from simple_gateway.providers import Provider, Route
 from simple_gateway.providers.base import UpstreamRequest
+from simple_gateway.proxy.headers import CREDENTIAL_HEADERS
 from simple_gateway.proxy.upstream import Response, UpstreamConnection
 from simple_gateway.records.model import Record
 from simple_gateway.routing.attempts import (
@@ -47,7 +48,6 @@ _CLIENT_ONLY = frozenset(
         "openai-project", "openai-beta",
     }
 )  # fmt: skip
-_KEY_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
 _REPLACED_BY_TRANSFORM = frozenset({"content-length", "content-encoding", "content-type"})
 
 Body = bytes | Iterator[bytes] | None
@@ -221,7 +221,7 @@ class RoutedCall:
             headers["Content-Type"] = "application/json"
             headers["Accept-Encoding"] = "identity"
         else:
-            dropped = ("content-length", *_KEY_HEADERS)
+            dropped = ("content-length", *CREDENTIAL_HEADERS)
             headers = {k: v for k, v in outgoing.items() if k.lower() not in dropped}
         headers["Content-Length"] = str(len(call.body))
         provider = self.door.providers[deployment.provider]
@@ -264,7 +264,7 @@ def _client_key(headers: Mapping[str, str]) -> str | None:
         if lower == "authorization":
             scheme, _, credential = value.partition(" ")
             return credential.strip() if scheme.lower() == "bearer" else None
-        if lower in _KEY_HEADERS:
+        if lower in CREDENTIAL_HEADERS:
             return value
     return None
 

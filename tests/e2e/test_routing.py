@@ -769,6 +769,25 @@ def test_gateway_keys_put_each_deployments_own_key_upstream(start_gateway, tmp_p
     assert "sk-gw-team1" not in stored
 
 
+def test_a_routed_call_carries_only_its_own_providers_static_headers(start_gateway, tmp_path, pair):
+    first, _ = pair
+    providers = {
+        "openai": {"headers": {"X-Default-Org": "org-of-the-default-provider"}},
+        "claude-mock": {
+            "type": "anthropic",
+            "base_url": first.url,
+            "headers": {"X-Claude-Team": "team-7"},
+        },
+    }
+    gateway = start_routed(start_gateway, tmp_path, providers, {"team": [
+        {"provider": "claude-mock", "model": "claude-x"}
+    ]})  # fmt: skip
+    assert _ask(client_of(gateway), "team") == ("claude-mock/claude-x", "Hello from first")
+    sent = {name.lower(): value for name, value in first.received[-1].headers.items()}
+    assert sent["x-claude-team"] == "team-7"
+    assert "x-default-org" not in sent
+
+
 ISSUE_YAML = """
 providers:
   anthropic: {api_key: "${ANTHROPIC_API_KEY}"}
