@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -190,7 +191,7 @@ def _open(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
     try:
         conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # only takes effect on a new, empty file
-        conn.execute("PRAGMA journal_mode = WAL")
+        _enter_wal(conn, busy_timeout_ms)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         conn.execute(f"PRAGMA wal_autocheckpoint = {FALLBACK_CHECKPOINT_PAGES}")
@@ -198,6 +199,27 @@ def _open(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _enter_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
+    """Switch a file to WAL, waiting out other processes that hold it meanwhile.
+
+    Changing the journal mode of a fresh file needs it to itself, and SQLite answers
+    "database is locked" at once rather than through the busy handler while another
+    process holds a lock on it (several workers opening a new file together): so wait
+    here, in short steps, for as long as the busy timeout would have.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    pause = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)  # another process holds the file; it lets go within milliseconds
+        pause = min(pause * 2, 0.1)
 
 
 class _Checkpointer:
