@@ -30,7 +30,6 @@ nothing but plain values and the gateway's own dataclasses and enums.
 
 from __future__ import annotations
 
-import fcntl
 import io
 import logging
 import mmap
@@ -47,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from simple_gateway.logthrottle import ThrottledLog
+from simple_gateway.records.lockfile import create_locked, lock_unheld
 from simple_gateway.records.model import BodyCapture, FileRef, Outcome, Record
 from simple_gateway.records.scrub import scrub_fields
 from simple_gateway.redaction import SecretSet, redact_body_fields
@@ -187,7 +187,7 @@ class Journal:
         says they are all settled. The number of records handed over."""
         replayed = 0
         for path in sorted(self.directory.glob(f"{_PREFIX}*{_SUFFIX}")):
-            fd = _claim(path)
+            fd = lock_unheld(path)
             if fd is None:
                 continue
             try:
@@ -210,7 +210,7 @@ class Journal:
         if not self._open or time.monotonic() < self._retry_at:
             return None
         capacity = max(_SEGMENT_BYTES, 2 * (frame + 2 * _FRAME.size))
-        path, fd = _create_locked(self.directory)
+        path, fd = create_locked(self.directory, _PREFIX, _SUFFIX, os.O_RDWR)
         try:
             os.posix_fallocate(fd, 0, capacity)
             segment = _Segment(path, fd, capacity)
@@ -295,50 +295,6 @@ def _read_records(fd: int, path: Path) -> list[Record]:
         except Exception as exc:
             log.error("journal: unreadable record in %s skipped: %s", path.name, exc)
     return records
-
-
-def _claim(path: Path) -> int | None:
-    """A descriptor holding the lock of a journal file nobody else holds, or None."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if _same_file(path, fd):
-            return fd
-    except BlockingIOError:
-        pass
-    os.close(fd)
-    return None
-
-
-def _create_locked(directory: Path) -> tuple[Path, int]:
-    """A new, uniquely named journal file, locked before any replayer can claim it."""
-    ms = int(time.time() * 1000)
-    while True:
-        path = directory / f"{_PREFIX}{os.getpid()}-{ms}{_SUFFIX}"
-        ms += 1
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if _same_file(path, fd):
-                return path, fd
-        except BlockingIOError:
-            pass
-        os.close(fd)  # a replayer took the empty file between create and lock
-
-
-def _same_file(path: Path, fd: int) -> bool:
-    try:
-        named = os.stat(path)
-    except FileNotFoundError:
-        return False
-    held = os.fstat(fd)
-    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
 class JournaledSink:

@@ -15,17 +15,16 @@ to ``corrupt-<pid>.jsonl``, a row the database refuses even after repair goes to
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import shutil
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from simple_gateway.records.lockfile import create_locked, lock_unheld
 from simple_gateway.store.base import Row
 
 log = logging.getLogger(__name__)
@@ -123,7 +122,7 @@ class Spool:
             self._file = None
         if self._file is None:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._path, self._file = _create_locked(self.directory, os.getpid())
+            self._path, self._file = _create_locked(self.directory)
             self._file_pid = os.getpid()
         return self._file
 
@@ -183,7 +182,7 @@ class Spool:
     def _keep_rest(self, claim: _Claim, offset: int) -> None:
         """Move the lines not yet written to a fresh spool file and drop the claimed one."""
         try:
-            path, rest = _create_locked(self.directory, os.getpid())
+            path, rest = _create_locked(self.directory)
         except OSError:
             log.exception("spool: could not rewrite %s; it will be replayed in full", claim.path)
             return
@@ -210,21 +209,12 @@ class _Claim:
 
 def _claim(path: Path) -> _Claim | None:
     """Lock and rename a spool file nobody holds; None when it is busy or already gone."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
+    fd = lock_unheld(path)
+    if fd is None:
         return None
     stem = path.name.split(".", 1)[0]
     claimed = path.with_name(f"{stem}{_CLAIM}{os.getpid()}")
     try:
-        if not _same_file(path, fd):
-            os.close(fd)
-            return None
         os.rename(path, claimed)
     except FileNotFoundError:
         os.close(fd)
@@ -235,33 +225,10 @@ def _claim(path: Path) -> _Claim | None:
     return _Claim(claimed, os.fdopen(fd, "rb"))
 
 
-def _create_locked(directory: Path, pid: int) -> tuple[Path, BinaryIO]:
+def _create_locked(directory: Path) -> tuple[Path, BinaryIO]:
     """A new, uniquely named spool file, exclusively locked before anyone can claim it."""
-    ms = int(time.time() * 1000)
-    while True:
-        path = directory / f"{_PREFIX}{pid}-{ms}{_SUFFIX}"
-        ms += 1
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-        except FileExistsError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if _same_file(path, fd):
-                return path, os.fdopen(fd, "ab")
-        except BlockingIOError:
-            pass
-        # A replayer took the empty file between create and lock; it will delete it.
-        os.close(fd)
-
-
-def _same_file(path: Path, fd: int) -> bool:
-    try:
-        named = os.stat(path)
-    except FileNotFoundError:
-        return False
-    held = os.fstat(fd)
-    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+    path, fd = create_locked(directory, _PREFIX, _SUFFIX, os.O_WRONLY | os.O_APPEND)
+    return path, os.fdopen(fd, "ab")
 
 
 def _lines(handle: BinaryIO) -> Iterator[tuple[int, bytes]]:
