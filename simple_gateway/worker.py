@@ -59,6 +59,7 @@ ACCEPTS_PER_EVENT = 64  # a burst of new connections is taken in a few loop turn
 # around (bench/results.md). Request threads give the lock up at every socket call anyway;
 # the interval only bounds pure-Python stretches, and the writer works in short slices.
 SWITCH_INTERVAL = 0.05
+GC_YOUNG_THRESHOLD = 10_000
 HEAD_END = b"\r\n\r\n"
 
 # gunicorn's parse errors: status and error code; any other ParseException is a 400.
@@ -199,6 +200,10 @@ class GatewayWorker(gthread.ThreadWorker):
         # generations, a full collection no longer walks the modules, Flask and the app, and
         # takes under a millisecond instead of 20-30 ms in the middle of some request.
         gc.freeze()
+        # An exchange allocates a few hundred containers, nearly all freed by reference
+        # counting when it ends: at the default threshold (700) the young generation was
+        # collected every few requests for nothing (bench/results.md).
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         super().run()
 
     def handle_exit(self, sig: int, frame: Any) -> None:
