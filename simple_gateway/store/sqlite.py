@@ -200,6 +200,7 @@ class SqliteStore:
 
 
 def _open(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
+    _bind_plain_values()
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(
@@ -219,6 +220,23 @@ def _open(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _bind_plain_values() -> None:
+    """Let the driver bind NULLs and booleans without searching for a way to adapt them.
+
+    For every value that is not exactly an int, float, str or bytearray, the driver looks for
+    a registered adapter, then for `__adapt__` and `__conform__` attributes: a record's dozen
+    NULLs and flags cost about 1.5 µs a row. A registered adapter is found at once; these
+    give what the driver bound anyway (NULL, 1 and 0). The registry belongs to the sqlite3
+    module, so they apply to its every connection, with the same results as before.
+    """
+    sqlite3.register_adapter(bool, int)
+    sqlite3.register_adapter(type(None), _null)
+
+
+def _null(value: None) -> None:
+    return None
 
 
 def _enter_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
