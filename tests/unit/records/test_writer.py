@@ -258,9 +258,9 @@ def test_under_load_the_search_index_catches_up_once_the_lag_passes_its_bound(
     for n in range(300, 6_000):
         writer.submit(make_record(n))
     assert writer.flush(10)
-    # The first 300 rows wait (a search would index them first); past 5,000 rows the writer
-    # catches up anyway, then leaves the rest of the rows for later.
-    assert wait_until(lambda: database.unindexed < 1_000)
+    # The first 300 rows wait (a search would index them first); once the backlog is stored
+    # and 5,000 rows wait, the writer catches up anyway, down to below that bound.
+    assert wait_until(lambda: database.unindexed < 5_000)
     assert database.unindexed > 0
     assert writer.stop(10)
 
