@@ -234,6 +234,8 @@ class Record:
 
     def file_rows(self) -> list[dict[str, Any]]:
         """Rows of the `files` table for this record: its body files, then extracted ones."""
+        if not (self.files or self.request_body.file or self.response_body.file):
+            return []  # most records: asked for every one, so answered without building lists
         bodies = [c.file for c in (self.request_body, self.response_body) if c.file is not None]
         return [_fields_of(f) for f in [*bodies, *self.files]]
 
@@ -243,6 +245,8 @@ class Record:
         They travel with the files rows through the writer and the spool, so a record and
         everything that belongs to it are written in one batch.
         """
+        if not (self.attempts or self.guardrail_runs):
+            return []
         attempts = [
             {"_table": "attempts", "record_id": self.id, **_fields_of(a)} for a in self.attempts
         ]
