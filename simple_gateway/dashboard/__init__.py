@@ -6,16 +6,19 @@ banner prints about it (once, in the process that starts the workers).
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import TYPE_CHECKING
 
 from simple_gateway.dashboard.auth import resolve_credentials
-from simple_gateway.dashboard.service import EXTENSION, Dashboard
 from simple_gateway.settings import Settings
+
+if TYPE_CHECKING:  # the master prints the banner without importing Flask
+    from flask import Flask
 
 
 def register_dashboard(app: Flask, settings: Settings) -> None:
     from simple_gateway.dashboard.api import bp as api_bp
     from simple_gateway.dashboard.pages import bp as pages_bp
+    from simple_gateway.dashboard.service import EXTENSION, Dashboard
 
     app.extensions[EXTENSION] = Dashboard(settings)
     app.register_blueprint(pages_bp)
