@@ -252,9 +252,20 @@ def _json(data: bytes | None, content_type: str | None) -> Any:
     if "json" not in _mime(content_type) and data.lstrip()[:1] not in (b"{", b"["):
         return None
     try:
-        return json.loads(data)
+        return json.loads(_utf8_text(data) or data)
     except ValueError:
         return None
+
+
+def _utf8_text(data: bytes) -> str | None:
+    """The text of a body `json.loads` would read as UTF-8, decoded as it would; else None.
+
+    A body that opens with `{` or `[` and no NUL after it has no byte-order mark and is not
+    UTF-16 or UTF-32, which is all json's encoding detection (a Python function) looks for.
+    """
+    if data[:1] in (b"{", b"[") and data[1:2] != b"\x00":
+        return data.decode("utf-8", "surrogatepass")
+    return None
 
 
 def _looks_like_sse(data: bytes) -> bool:
