@@ -246,7 +246,12 @@ def write_cost(rows: int = 20_000) -> None:
     start_ms = int(time.time() * 1000)
     batch = [make_row(rng, start_ms + i) for i in range(rows)]
     insert = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-    for label, keep in (("without 0005", lambda name: name < "0005"), ("with 0005", bool)):
+    # 0006 takes the triggers of 0005 off the insert again: the cost measured is theirs.
+    schemas = (
+        ("without 0005", lambda name: name < "0005"),
+        ("with 0005", lambda name: name < "0006"),
+    )
+    for label, keep in schemas:
         folder = Path(tempfile.mkdtemp(prefix="sg-bench-write-"))
         for dialect in ("sqlite", "postgres"):
             (folder / dialect).mkdir()

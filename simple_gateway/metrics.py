@@ -101,6 +101,13 @@ class GatewayMetrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self._search_lag = Gauge(
+            "gateway_search_index_lag",
+            "Records stored but not yet in the SQLite search index, as the writers last saw "
+            "(a search indexes them first).",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
         self._requests = Counter(
             "gateway_requests_total",
             "Exchanges finished, by provider, status class and outcome.",
@@ -172,6 +179,9 @@ class GatewayMetrics:
 
     def records_held(self, n: int) -> None:
         self._held.set(n)
+
+    def search_lag(self, n: int) -> None:
+        self._search_lag.set(n)
 
     def exchange_finished(self, record: Record) -> None:
         duration = None if record.ended_at is None else record.ended_at - record.started_at

@@ -7,11 +7,16 @@ worker (a handful, whatever the number of request threads), and a query borrows 
 duration. SQL is written once with `?` placeholders; the PostgreSQL dialect rewrites them to
 `%s`, and the few statements that differ (full-text search, schema lookups) come from the
 `Dialect` object so the query modules hold no if/else over database names.
+
+One exception to read-only: SQLite's search index is fed after the records are stored (see
+simple_gateway/store/search_index.py), so before a search the dashboard indexes whatever the
+writers have not yet, through a store of its own, and the search sees every stored record.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import re
 import sqlite3
@@ -24,12 +29,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from simple_gateway.store.base import StoreError
+from simple_gateway.store.sqlite import SqliteStore
+
 Row = dict[str, Any]
 T = TypeVar("T")
 _WORDS = re.compile(r"[^\W_]+")
 POOL_SIZE = 4
 SCHEMA_TTL_SECONDS = 30.0
 SQLITE_BUSY_MS = 5_000
+SEARCH_CATCH_UP_SLICE = 5_000  # rows indexed per transaction before a search
+SEARCH_CATCH_UP_MAX_SLICES = 1_000
+
+log = logging.getLogger(__name__)
 
 
 class DatabaseUnavailable(Exception):
@@ -197,14 +209,26 @@ class _Schema:
 class Database:
     """Pooled read-only connections and the dialect to speak to them."""
 
-    def __init__(self, connect: Callable[[], Any], dialect: Dialect, size: int = POOL_SIZE) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        dialect: Dialect,
+        size: int = POOL_SIZE,
+        catch_up_search: SearchCatchUp | None = None,
+    ) -> None:
         self.dialect = dialect
+        self._catch_up_search = catch_up_search
         self._connect = connect
         self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(size)
         self._schema = _Schema({}, {}, 0.0)
         self._schema_lock = threading.Lock()
         self._memo: dict[str, tuple[float, Any]] = {}
+
+    def prepare_search(self) -> None:
+        """Let the search index catch up with the stored records, where it can lag (SQLite)."""
+        if self._catch_up_search is not None:
+            self._catch_up_search()
 
     def remembered(self, key: str, ttl: float, compute: Callable[[], T]) -> T:
         """`compute()`, reused for `ttl` seconds (results that need not be live to the second)."""
@@ -291,6 +315,8 @@ class Database:
             return self._schema
 
     def close(self) -> None:
+        if self._catch_up_search is not None:
+            self._catch_up_search.close()
         while True:
             try:
                 conn = self._idle.get_nowait()
@@ -375,7 +401,44 @@ def open_database(database_url: str | None, sqlite_path: str) -> Database:
     """The dashboard's reader for the records store the settings name; connects lazily."""
     if database_url:
         return Database(lambda: _postgres(database_url), PostgresDialect())
-    return Database(lambda: _sqlite(sqlite_path), SqliteDialect())
+    return Database(
+        lambda: _sqlite(sqlite_path), SqliteDialect(), catch_up_search=SearchCatchUp(sqlite_path)
+    )
+
+
+class SearchCatchUp:
+    """Indexes the records the writers have not indexed yet, before a search (SQLite).
+
+    One store per worker, opened on the first search and used by one search at a time. A
+    failure (a read-only file, a schema not migrated yet) is logged, and the search goes on
+    with what the index holds.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._store: SqliteStore | None = None
+
+    def __call__(self) -> None:
+        if not Path(self._path).exists():
+            return  # nothing stored yet; the search answers that itself
+        with self._lock:
+            if self._store is None:
+                self._store = SqliteStore(self._path, busy_timeout_ms=SQLITE_BUSY_MS)
+            try:
+                for _ in range(SEARCH_CATCH_UP_MAX_SLICES):
+                    if self._store.index_pending(SEARCH_CATCH_UP_SLICE) == 0:
+                        return
+            except StoreError as exc:
+                log.warning("search: could not index the newest records first: %s", exc)
+                self._store.close()
+                self._store = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
 
 
 def _sqlite(path: str) -> sqlite3.Connection:

@@ -42,9 +42,14 @@ class ModelPrice:
     cached_input: float | None = None
 
 
+_RESOLVED_MAX = 4096  # model names remembered with their table entry
+
+
 class PriceTable:
     def __init__(self, prices: Mapping[str, ModelPrice]) -> None:
         self._prices = {name.lower(): price for name, price in prices.items()}
+        # Every record asks, mostly about a handful of names; a dated one costs a scan.
+        self._resolved: dict[str, str | None] = {}
 
     @classmethod
     def load(cls, overrides: Mapping[str, Mapping[str, float]] | None = None) -> PriceTable:
@@ -64,6 +69,16 @@ class PriceTable:
         """The table entry that prices `model`, or None."""
         if not model:
             return None
+        try:
+            return self._resolved[model]
+        except KeyError:
+            pass
+        if len(self._resolved) >= _RESOLVED_MAX:
+            self._resolved.clear()
+        found = self._resolved[model] = self._lookup(model)
+        return found
+
+    def _lookup(self, model: str) -> str | None:
         name = model.strip().lower()
         if name in self._prices:
             return name

@@ -19,7 +19,7 @@ import logging
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from simple_gateway.proxy.sse import SSEEvent, parse_sse
@@ -43,6 +43,7 @@ Decoder = Callable[[bytes, int], tuple[bytes, bool]]
 
 _SSE_STARTS = (b"data:", b"event:", b"id:", b"retry:", b":")
 _IMAGE_HINTS = ("b64_json", "partial_image_b64", "image_generation_call", "data:image/")
+_IMAGE_HINTS_BYTES = tuple(hint.encode() for hint in _IMAGE_HINTS)
 _IMAGE_KEYS = ("b64_json", "partial_image_b64")
 _MAX_DEPTH = 64
 _MAX_IMAGES = 64
@@ -78,10 +79,7 @@ class Enricher:
         self.prices = prices
         self.parse_limit = parse_limit
         self.inline_limit = inline_limit
-
-    def __call__(self, record: Record) -> None:
-        work = _Work()
-        steps = (
+        self._steps = (
             self._request_body,
             self._response_body,
             self._read_request,
@@ -91,7 +89,10 @@ class Enricher:
             self._apply_cost,
             self._save_images,
         )
-        for step in steps:
+
+    def __call__(self, record: Record) -> None:
+        work = _Work()
+        for step in self._steps:
             try:
                 step(record, work)
             except Exception:
@@ -202,8 +203,8 @@ class Enricher:
         record.cost_usd, record.cost_status = self.prices.cost(record.model, work.usage)
 
     def _save_images(self, record: Record, work: _Work) -> None:
-        if any(f.kind == "image" for f in record.files):
-            return  # enriched before; the images are already files
+        if not _may_hold_images(work) or any(f.kind == "image" for f in record.files):
+            return  # no image in sight, or enriched before and the images are already files
         seen: set[str] = set()
         for encoded in _image_payloads(work):
             if len(seen) >= _MAX_IMAGES:
@@ -238,7 +239,9 @@ class Enricher:
             record.files.append(ref)
 
 
+@lru_cache(maxsize=256)
 def _mime(content_type: str | None) -> str:
+    """The media type of a Content-Type; cached, as a few values come back all the time."""
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
@@ -249,19 +252,45 @@ def _json(data: bytes | None, content_type: str | None) -> Any:
     if "json" not in _mime(content_type) and data.lstrip()[:1] not in (b"{", b"["):
         return None
     try:
-        return json.loads(data)
+        return json.loads(_utf8_text(data) or data)
     except ValueError:
         return None
+
+
+def _utf8_text(data: bytes) -> str | None:
+    """The text of a body `json.loads` would read as UTF-8, decoded as it would; else None.
+
+    A body that opens with `{` or `[` and no NUL after it has no byte-order mark and is not
+    UTF-16 or UTF-32, which is all json's encoding detection (a Python function) looks for.
+    """
+    if data[:1] in (b"{", b"[") and data[1:2] != b"\x00":
+        return data.decode("utf-8", "surrogatepass")
+    return None
 
 
 def _looks_like_sse(data: bytes) -> bool:
     return data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(_SSE_STARTS)
 
 
+def _may_hold_images(work: _Work) -> bool:
+    """Whether the response could hold images: two scans of its bytes before any walk.
+
+    Every hint but b64_json holds "image"; a scan of a body costs a quarter of parsing it,
+    so the four hints are not looked for one by one in every response.
+    """
+    if work.response_json is not None and work.response is not None:
+        return b"image" in work.response or b"b64_json" in work.response
+    return bool(work.events)
+
+
+def _has_image_hint(data: bytes) -> bool:
+    return any(map(data.__contains__, _IMAGE_HINTS_BYTES))
+
+
 def _image_payloads(work: _Work) -> Iterator[str]:
     """Base64 images in the response JSON, or in the events of a stream."""
     if work.response_json is not None and work.response is not None:
-        if any(hint.encode() in work.response for hint in _IMAGE_HINTS):
+        if _has_image_hint(work.response):
             yield from _walk_images(work.response_json, 0)
         return
     for event in work.events or ():

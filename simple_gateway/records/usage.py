@@ -156,8 +156,14 @@ def _dict(value: Any) -> JSON:
 
 
 def _usage_or_none(usage: Usage) -> Usage | None:
-    counts = (usage.input_tokens, usage.output_tokens, usage.cached_tokens, usage.reasoning_tokens)
-    return None if all(c is None for c in counts) else usage
+    if (
+        usage.input_tokens is None
+        and usage.output_tokens is None
+        and usage.cached_tokens is None
+        and usage.reasoning_tokens is None
+    ):
+        return None
+    return usage
 
 
 def openai_usage(raw: Any, source: str) -> Usage | None:

@@ -18,6 +18,13 @@ instead of after the writer's switch interval. Before a batch it also waits, up 
 _DEFER_MAX, for the worker to have no exchange in flight, unless a full batch is already
 waiting: the records of a short burst are written after it, not during it, and under a
 steady load batches go out as soon as they are full.
+
+The search index (SQLite) is fed after the rows are stored, not by the inserts: the writer
+adds _INDEX_SLICE rows at a time when it has nothing else to do (queue empty, no exchange in
+flight). Under a load that never lets it idle, it catches up in slices once _INDEX_LAG_ROWS
+rows wait or _INDEX_LAG_SECONDS have passed since the index was last complete; with a backlog
+of records (a full batch waiting), storing them comes first, up to _INDEX_BACKLOG_LAG_ROWS. A
+search catches up by itself, so these only bound what a search would have to index first.
 """
 
 from __future__ import annotations
@@ -47,6 +54,13 @@ _SLICE = 16  # records enriched and converted between two chances for requests t
 _PAUSE = 0.0005  # seconds the writer stands aside after a slice while requests are in flight
 _DEFER_MAX = 1.0  # seconds a batch may wait for the worker to be idle (a burst to pass)
 _DEFER_STEP = 0.01
+_INDEX_SLICE = 500  # rows added to the search index per transaction
+_INDEX_LAG_ROWS = 5_000  # rows not indexed: catch up even under load
+_INDEX_LAG_SECONDS = 30.0  # since the index was last complete: catch up even under load
+# With a backlog (a full batch waiting), rows not indexed before catching up anyway: about
+# 0.3 s of indexing, while which the queue takes what arrives.
+_INDEX_BACKLOG_LAG_ROWS = 50_000
+_INDEX_RETRY = 30.0  # after a failure to index, the next try waits this long
 _IDENTITY = ("id", "request_id", "started_at", "provider", "method", "path", "status", "outcome")
 
 
@@ -64,6 +78,8 @@ class WriterObserver(Protocol):
     def queue_depth(self, n: int) -> None: ...
 
     def records_held(self, n: int) -> None: ...
+
+    def search_lag(self, n: int) -> None: ...
 
 
 class WriterJournal(Protocol):
@@ -139,6 +155,8 @@ class RecordWriter:
         self._maintenance_at = 0.0
         self._stop_seen = False
         self._in_hand: list[Record] = []
+        self._search_lag = 0  # rows stored but not in the search index, as last known
+        self._indexed_at = 0.0  # when the search index was last complete (or failed)
         self._held: list[tuple[list[Row], list[Row]]] = []
         self._clean_exit = False
 
@@ -147,6 +165,7 @@ class RecordWriter:
         if self._thread is not None:
             return
         self._maintenance_at = time.monotonic() + self._maintenance_interval
+        self._indexed_at = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="record-writer", daemon=True)
         self._thread.start()
 
@@ -210,6 +229,7 @@ class RecordWriter:
             "queue_depth": self._queue.qsize(),
             "held": self._held_count,
             "store_available": self._store is not None,
+            "search_lag": self._search_lag,
         }
 
     def _run(self) -> None:
@@ -221,6 +241,7 @@ class RecordWriter:
                     self._handle(records)
                 self._in_hand = []
                 self._housekeeping()
+                self._index_search(idle=not records and self._idle())
             except Exception:
                 log.exception("writer: unexpected error; carrying on")
         try:
@@ -291,6 +312,7 @@ class RecordWriter:
         result = self._store_rows(requests, files)
         self._count("written", result.written)
         self._count("failed", result.failed)
+        self._set_search_lag(self._search_lag + result.written)
         left = {id(row) for row in result.left_requests}
         self._settle([row for row in requests if id(row) not in left])
         if result.left_requests or result.left_files:
@@ -312,10 +334,55 @@ class RecordWriter:
             except Exception:
                 log.exception("writer: maintenance failed")
 
+    def _idle(self) -> bool:
+        return self._queue.qsize() == 0 and not (self._busy is not None and self._busy())
+
+    def _index_search(self, *, idle: bool) -> None:
+        """Add stored rows to the search index: a slice when idle, more while overdue."""
+        if self._store is None or self._search_lag <= 0:
+            return
+        if time.monotonic() < self._indexed_at or not (idle or self._index_overdue()):
+            return
+        store = self._store
+        while True:
+            try:
+                lag = store.index_pending(_INDEX_SLICE)
+            except Exception as exc:
+                log.warning(
+                    "writer: search index not updated (%s); next try in %.0fs", exc, _INDEX_RETRY
+                )
+                self._indexed_at = time.monotonic() + _INDEX_RETRY
+                return
+            self._set_search_lag(lag)
+            if lag == 0:
+                self._indexed_at = time.monotonic()
+                return
+            if self._stopping or not self._index_overdue():
+                return
+            if self._busy is not None and self._busy():
+                time.sleep(_PAUSE)
+
+    def _index_overdue(self) -> bool:
+        """Whether the search index must catch up although the writer is not idle."""
+        if self._queue.qsize() >= self._batch_size:  # a backlog: storing records comes first
+            return self._search_lag >= _INDEX_BACKLOG_LAG_ROWS
+        return (
+            self._search_lag >= _INDEX_LAG_ROWS
+            or time.monotonic() - self._indexed_at >= _INDEX_LAG_SECONDS
+        )
+
+    def _set_search_lag(self, n: int) -> None:
+        if n != self._search_lag:
+            self._search_lag = n
+            self._notify("search_lag", n)
+
     def _idle_timeout(self) -> float:
         due = [self._replay_at, self._maintenance_at]
         if self._store is None or self._held:
             due.append(self._retry_at)
+        if self._search_lag > 0:  # the next slice: at once when idle, else when overdue
+            busy = self._busy is not None and self._busy()
+            due.append(self._indexed_at + (_INDEX_LAG_SECONDS if busy else 0.0))
         return min(max(min(due) - time.monotonic(), 0.01), 1.0)
 
     def _drain(self) -> None:
@@ -451,6 +518,7 @@ class RecordWriter:
         result = self._store_rows(requests, files)
         self._count("replayed", result.written)
         self._count("failed", result.failed)
+        self._set_search_lag(self._search_lag + result.written)
         if result.down:
             raise StoreUnavailable("store went away during replay")
 

@@ -56,6 +56,13 @@ class Store(Protocol):
         """
         ...
 
+    def index_pending(self, limit: int) -> int:
+        """Bring the search index up to date by at most `limit` rows; the rows still pending.
+
+        Stores whose database keeps its search index itself answer 0 at once.
+        """
+        ...
+
     def purge_before(self, cutoff_iso: str) -> list[str]:
         """Delete requests started before the cutoff and their files rows; file paths removed."""
         ...

@@ -98,6 +98,10 @@ class PostgresStore:
 
         self._run(write)
 
+    def index_pending(self, limit: int) -> int:
+        """Nothing to do: the server keeps the search index (a GIN index) with every insert."""
+        return 0
+
     def purge_before(self, cutoff_iso: str) -> list[str]:
         params = {"cutoff": utc_iso(cutoff_iso)}
         return self._run(lambda conn: _purge(conn, "started_at < %(cutoff)s", params, "%(cutoff)s"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -270,17 +269,19 @@ def test_settings_shown_by_status_hide_the_admin_token(store_gateway: GatewayPro
 
 
 def test_sqlite_search_index_follows_inserts_and_deletes(tmp_path: Path) -> None:
-    """Rows arrive and retention deletes them; the search index must follow (FTS triggers)."""
+    """Rows arrive and retention deletes them; a search sees exactly the rows stored."""
+    from simple_gateway.dashboard.db import open_database
     from simple_gateway.store.sqlite import SqliteStore
     from tests.unit.store import make_record
 
+    db = open_database(None, str(tmp_path / "g.db"))
+
     def hits() -> int:
-        conn = sqlite3.connect(tmp_path / "g.db")
-        try:
-            query = "SELECT count(*) FROM requests_fts WHERE requests_fts MATCH 'meeting'"
-            return int(conn.execute(query).fetchone()[0])
-        finally:
-            conn.close()
+        db.prepare_search()  # what a search does first: index the rows the writers have not
+        query = "SELECT count(*) AS n FROM requests_fts WHERE requests_fts MATCH 'meeting'"
+        found = db.one(query)
+        assert found is not None
+        return int(found["n"])
 
     store = SqliteStore(str(tmp_path / "g.db"))
     try:
@@ -289,5 +290,11 @@ def test_sqlite_search_index_follows_inserts_and_deletes(tmp_path: Path) -> None
         assert hits() == 2
         store.purge_keep_newest(1)
         assert hits() == 1
+        store.write_batch([make_record(0).to_row()], [])  # older than the row kept
+        store.purge_keep_newest(1)  # deleted before it was ever indexed
+        assert hits() == 1
+        store.write_batch([make_record(3).to_row()], [])
+        assert hits() == 2
     finally:
         store.close()
+        db.close()

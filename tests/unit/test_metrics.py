@@ -37,6 +37,7 @@ def test_writer_events_and_exchanges_are_counted() -> None:
     metrics.records_replayed(2)
     metrics.records_failed(1)
     metrics.queue_depth(7)
+    metrics.search_lag(12)
     record = Record(
         id="a",
         request_id="a",
@@ -60,6 +61,7 @@ def test_writer_events_and_exchanges_are_counted() -> None:
     text = body.decode()
     assert content_type.startswith("text/plain")
     assert _sample(text, "gateway_record_queue_depth") == 7.0
+    assert _sample(text, "gateway_search_index_lag") == 12.0
     labels = 'outcome="upstream_error",provider="openai",status_class="4xx"'
     assert _sample(text, "gateway_requests_total{" + labels + "}") == 1.0
     bucket = 'gateway_request_duration_seconds_bucket{le="0.25",provider="openai"}'

@@ -53,6 +53,8 @@ def export_rows(
     db: Database, filters: RequestFilter, fmt: str, bodies: bool = False
 ) -> Iterator[bytes]:
     columns = [*EXPORT_COLUMNS, *(BODY_COLUMNS if bodies else ())]
+    if filters.q:
+        db.prepare_search()
     conditions, params = filters.where(db.dialect)
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     sql = f"SELECT {', '.join(columns)} FROM requests {where} ORDER BY id DESC"

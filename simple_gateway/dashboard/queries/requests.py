@@ -65,6 +65,7 @@ def list_page(
 ) -> Page:
     limit = max(1, min(limit, MAX_PAGE_SIZE))
     if filters.q:
+        db.prepare_search()
         conditions, params = filters.where(db.dialect, search=False)
         sql, args = db.dialect.search_page(
             select_list(db), conditions, params, filters.q, before, limit + 1
@@ -88,6 +89,8 @@ def list_page(
 
 def live_rows(db: Database, filters: RequestFilter, after: str, ended_since: str) -> list[Row]:
     """Rows newer than `after`, and rows that ended at or after `ended_since`, newest first."""
+    if filters.q:
+        db.prepare_search()
     conditions, params = filters.where(db.dialect)
     select = select_list(db)
     found: dict[str, Row] = {}

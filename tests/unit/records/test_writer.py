@@ -26,6 +26,8 @@ class FakeDatabase:
         self.inserted = 0
         self.duplicates = 0
         self.migrations = 0
+        self.unindexed = 0  # rows stored but not in the search index
+        self.index_calls = 0
         self.available = True
         self.gate = threading.Event()
         self.gate.set()
@@ -51,6 +53,7 @@ class FakeDatabase:
                 else:
                     self.requests[row["id"]] = dict(row)
                     self.inserted += 1
+                    self.unindexed += 1
             for row in files:
                 self.files.setdefault(row["id"], dict(row))
 
@@ -84,6 +87,12 @@ class FakeStore:
 
     def write_batch(self, requests: Sequence[Row], files: Sequence[Row]) -> None:
         self.database.write_batch(requests, files)
+
+    def index_pending(self, limit: int) -> int:
+        with self.database.lock:
+            self.database.index_calls += 1
+            self.database.unindexed -= min(limit, self.database.unindexed)
+            return self.database.unindexed
 
     def purge_before(self, cutoff_iso: str) -> list[str]:
         return []
@@ -206,6 +215,7 @@ def test_store_lost_mid_run_is_caught_up_from_the_spool(
 
     database.available = True
     assert wait_until(lambda: len(database.requests) == 250 and spool.pending() == 0)
+    assert wait_until(lambda: database.unindexed == 0)  # replayed rows are indexed too
     assert writer.stop(10)
     assert database.inserted == 250
     assert database.duplicates == 0
@@ -217,7 +227,42 @@ def test_store_lost_mid_run_is_caught_up_from_the_spool(
         "queue_depth": 0,
         "held": 0,
         "store_available": False,
+        "search_lag": 0,
     }
+
+
+def test_an_idle_writer_brings_the_search_index_up_to_date(
+    database: FakeDatabase, spool: Spool
+) -> None:
+    observer = Observed()
+    writer = make_writer(database, spool, observer=observer)
+    writer.start()
+    for n in range(1_200):
+        writer.submit(make_record(n))
+    assert writer.flush(10)
+    assert wait_until(lambda: database.unindexed == 0)
+    assert database.index_calls >= 3  # in slices
+    assert wait_until(lambda: writer.stats["search_lag"] == 0)
+    assert writer.stop(10)
+    assert observer.lags[-1] == 0
+
+
+def test_under_load_the_search_index_catches_up_once_the_lag_passes_its_bound(
+    database: FakeDatabase, spool: Spool
+) -> None:
+    writer = make_writer(database, spool, busy=lambda: True)  # never idle
+    writer.start()
+    for n in range(300):
+        writer.submit(make_record(n))
+    assert writer.flush(10)
+    for n in range(300, 6_000):
+        writer.submit(make_record(n))
+    assert writer.flush(10)
+    # The first 300 rows wait (a search would index them first); once the backlog is stored
+    # and 5,000 rows wait, the writer catches up anyway, down to below that bound.
+    assert wait_until(lambda: database.unindexed < 5_000)
+    assert database.unindexed > 0
+    assert writer.stop(10)
 
 
 def test_a_full_queue_spills_to_the_spool_and_nothing_is_dropped(
@@ -367,6 +412,7 @@ class Observed:
         self.counts: dict[str, int] = {}
         self.depths: list[int] = []
         self.held: list[int] = []
+        self.lags: list[int] = []
 
     def _add(self, name: str, n: int) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
@@ -388,6 +434,9 @@ class Observed:
 
     def records_held(self, n: int) -> None:
         self.held.append(n)
+
+    def search_lag(self, n: int) -> None:
+        self.lags.append(n)
 
 
 def test_the_observer_hears_about_every_record(database: FakeDatabase, spool: Spool) -> None:
