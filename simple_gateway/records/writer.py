@@ -17,11 +17,12 @@ briefly between slices: a request waiting for the interpreter lock then gets it 
 instead of after the writer's switch interval. Before a batch it also waits, up to
 _DEFER_MAX, for the worker to have no exchange in flight, unless a full batch is already
 waiting: the records of a short burst are written after it, not during it, and under a
-steady load batches go out as soon as they are full. The store is the same: while exchanges
-are in flight and no backlog waits, a batch is stored _BUSY_ROWS rows per transaction with a
-pause between them. A transaction holds the interpreter lock between its rows, and a request
-thread waiting for it would otherwise lose every race for it to the writer until the whole
-batch was in (10-17 ms for 300-500 rows, which was the one-connection p99).
+steady load batches go out as soon as they are full. Storing into SQLite is the same: while
+exchanges are in flight and no backlog waits, a batch is stored _BUSY_ROWS rows per
+transaction with a pause between them. Its driver takes the interpreter lock back after each
+row, and a request thread waiting for the lock would otherwise lose every race for it until
+the whole batch was in (10-17 ms for 300-500 rows: the one-connection p99). A store declares
+this with `holds_interpreter_between_rows`; PostgreSQL's batches go whole.
 
 The search index (SQLite) is fed after the rows are stored, not by the inserts: the writer
 adds _INDEX_SLICE rows at a time when it has nothing else to do (queue empty, no exchange in
@@ -321,6 +322,8 @@ class RecordWriter:
         """Whether to store in short turns: exchanges are running and nothing is backlogged."""
         return (
             self._busy is not None
+            and self._store is not None  # a batch for the spool goes in one append (fsync)
+            and getattr(self._store, "holds_interpreter_between_rows", False)
             and self._busy()
             and self._queue.qsize() < self._batch_size
             and not self._stopping
@@ -329,13 +332,17 @@ class RecordWriter:
     def _deliver_in_turns(self, requests: list[Row], files: list[Row]) -> None:
         """`_deliver` _BUSY_ROWS request rows (with their files rows) at a time."""
         groups = _groups(requests, files)
-        for start in range(0, len(groups), _BUSY_ROWS):
+        start = 0
+        while start < len(groups):
             if start:
                 time.sleep(_PAUSE)
-            turn = groups[start : start + _BUSY_ROWS]
+            # Once the store is gone the rest goes to the spool in one append, not in turns.
+            end = start + _BUSY_ROWS if self._store is not None else len(groups)
+            turn = groups[start:end]
             self._deliver(
                 [row for row, _ in turn if row is not None], [f for _, own in turn for f in own]
             )
+            start = end
 
     def _deliver(self, requests: list[Row], files: list[Row]) -> None:
         """Store rows if the store is up, spool what it could not take."""

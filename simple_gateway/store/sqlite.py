@@ -81,6 +81,11 @@ class SqliteStore:
     """Records in a SQLite file (WAL, `synchronous=NORMAL`, 10 s busy timeout)."""
 
     dialect = "sqlite"
+    # The driver takes the interpreter lock back after every row of an `executemany`, and a
+    # request thread waiting for it loses that race until the batch is in: the writer stores
+    # in short turns while exchanges run (records/writer.py). psycopg2 keeps it released for
+    # the whole statement, so PostgreSQL batches need no turns.
+    holds_interpreter_between_rows = True
 
     def __init__(
         self,
