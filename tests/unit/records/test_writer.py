@@ -28,6 +28,7 @@ class FakeDatabase:
         self.migrations = 0
         self.unindexed = 0  # rows stored but not in the search index
         self.index_calls = 0
+        self.batch_sizes: list[int] = []  # request rows per write_batch call
         self.available = True
         self.gate = threading.Event()
         self.gate.set()
@@ -43,6 +44,7 @@ class FakeDatabase:
             raise StoreUnavailable("fake database is down")
         self.writing.set()
         self.gate.wait()
+        self.batch_sizes.append(len(requests))
         for row in [*requests, *files]:
             if _refused(row):
                 raise RowRejected(f"refused row {row.get('id')}")
@@ -549,3 +551,38 @@ def test_a_worker_that_stays_busy_still_gets_every_record_written(
         assert len(database.requests) == 130
     finally:
         writer.stop(5)
+
+
+class InterleavingStore(FakeStore):
+    """A store whose driver takes the interpreter lock back between rows, as SQLite's does."""
+
+    holds_interpreter_between_rows = True
+
+
+def _write_100_while_busy(database: FakeDatabase, spool: Spool, store: type[FakeStore]) -> None:
+    writer = RecordWriter(
+        lambda: store(database), spool, busy=lambda: True, flush_interval=0.05, batch_size=200
+    )
+    writer.start()
+    try:
+        for n in range(100):
+            writer.submit(make_record(n))
+        assert writer.flush(15)
+    finally:
+        writer.stop(5)
+    assert sorted(database.requests) == [f"rec-{n:06d}" for n in range(100)]
+
+
+def test_while_exchanges_run_an_interleaving_store_gets_short_transactions(
+    database: FakeDatabase, spool: Spool
+) -> None:
+    _write_100_while_busy(database, spool, InterleavingStore)
+    assert len(database.batch_sizes) >= 4
+    assert max(database.batch_sizes) <= 32
+
+
+def test_other_stores_get_each_batch_whole_while_exchanges_run(
+    database: FakeDatabase, spool: Spool
+) -> None:
+    _write_100_while_busy(database, spool, FakeStore)
+    assert max(database.batch_sizes) > 32
