@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from simple_gateway.dashboard.db import open_database
-from simple_gateway.store.migrate import MIGRATIONS_ROOT
 from simple_gateway.store.sqlite import SqliteStore
-from tests.unit.store import make_row
+from tests.unit.store import make_row, sqlite_store_before_0006
 
 MATCHES = "SELECT count(*) AS n FROM requests_fts WHERE requests_fts MATCH 'meeting'"
 
@@ -42,12 +40,8 @@ def test_a_database_not_migrated_yet_is_searched_as_it_is(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A file still at migration 0005 (an older gateway writing it): its triggers index."""
-    older = tmp_path / "migrations" / "sqlite"
-    older.mkdir(parents=True)
-    for script in sorted((MIGRATIONS_ROOT / "sqlite").glob("000[1-5]_*.sql")):
-        shutil.copy(script, older)
-    path = str(tmp_path / "g.db")
-    store = SqliteStore(path, migrations_root=tmp_path / "migrations")
+    store = sqlite_store_before_0006(tmp_path, "g.db")
+    path = store.path
     store.migrate()
     store.write_batch([make_row(1)], [])
     store.close()

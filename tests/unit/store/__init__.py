@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import psycopg2  # type: ignore[import-untyped]
@@ -15,6 +17,8 @@ import pytest
 
 from simple_gateway.records.model import BodyCapture, FileRef, Outcome, Record, iso
 from simple_gateway.store.base import Store
+from simple_gateway.store.migrate import MIGRATIONS_ROOT
+from simple_gateway.store.sqlite import SqliteStore
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BASE_TS = 1_795_000_000.0  # 2026-11-18T11:06:40Z: fixed, so days and orders are predictable
@@ -239,3 +243,15 @@ def _admin(url: str, statement: str) -> None:
             cur.execute(statement)
     finally:
         conn.close()
+
+
+def sqlite_store_before_0006(folder: Path, name: str) -> SqliteStore:
+    """A SQLite store (not migrated yet) whose migrations stop at 0005, as an older gateway's.
+
+    Its file is `folder / name`; the migration scripts are copied under `folder`.
+    """
+    older = folder / "migrations" / "sqlite"
+    older.mkdir(parents=True)
+    for script in sorted((MIGRATIONS_ROOT / "sqlite").glob("000[1-5]_*.sql")):
+        shutil.copy(script, older)
+    return SqliteStore(str(folder / name), migrations_root=folder / "migrations")

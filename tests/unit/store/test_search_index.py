@@ -9,7 +9,6 @@ the number of rows.
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -18,9 +17,8 @@ from typing import Any
 
 import pytest
 
-from simple_gateway.store.migrate import MIGRATIONS_ROOT
 from simple_gateway.store.sqlite import SqliteStore
-from tests.unit.store import make_row
+from tests.unit.store import make_row, sqlite_store_before_0006
 
 
 @pytest.fixture
@@ -188,12 +186,8 @@ def test_stores_sharing_a_file_index_every_row_once(db_path: str) -> None:
 
 def test_a_database_from_before_0006_keeps_its_index_and_goes_on(tmp_path: Path) -> None:
     """Rows the insert trigger indexed stay indexed once; new rows are indexed by catch-up."""
-    older = tmp_path / "migrations" / "sqlite"
-    older.mkdir(parents=True)
-    for script in sorted((MIGRATIONS_ROOT / "sqlite").glob("000[1-5]_*.sql")):
-        shutil.copy(script, older)
-    path = str(tmp_path / "gateway.db")
-    before = SqliteStore(path, migrations_root=tmp_path / "migrations")
+    before = sqlite_store_before_0006(tmp_path, "gateway.db")
+    path = before.path
     before.migrate()
     before.write_batch([row(n) for n in range(6)], [])
     before.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -12,9 +11,8 @@ import pytest
 
 from simple_gateway.records.model import Outcome
 from simple_gateway.store import usage_rollup
-from simple_gateway.store.migrate import MIGRATIONS_ROOT
 from simple_gateway.store.sqlite import SqliteStore
-from tests.unit.store import make_row
+from tests.unit.store import make_row, sqlite_store_before_0006
 
 # One duration in each band of usage_rollup (d00..d14), edges included, and none at all.
 DURATIONS = (0.004, 0.01, 0.03, 0.05, 0.2, 0.25, 0.7, 1.0, 3, 5, 12, 25, 70, 100, 260, None)
@@ -39,11 +37,7 @@ def _rows(first: int) -> list[dict[str, Any]]:
 
 def _trigger_store(tmp_path: Path) -> SqliteStore:
     """A store whose schema stops at migration 0005: the rollup kept by a row trigger."""
-    older = tmp_path / "migrations" / "sqlite"
-    older.mkdir(parents=True)
-    for script in sorted((MIGRATIONS_ROOT / "sqlite").glob("000[1-5]_*.sql")):
-        shutil.copy(script, older)
-    store = SqliteStore(str(tmp_path / "trigger.db"), migrations_root=tmp_path / "migrations")
+    store = sqlite_store_before_0006(tmp_path, "trigger.db")
     store.migrate()
     return store
 
